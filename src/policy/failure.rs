@@ -1,0 +1,70 @@
+//! The crate's own failure kinds: what the policies need to know about an error, nothing more.
+
+/// What went wrong, as far as the policies care. [`crate::classify`] maps redis-rs errors here;
+/// nothing else inspects redis errors.
+///
+/// ```
+/// use redis_keeper::policy::FailureKind;
+/// assert!(FailureKind::Io.trips_breaker());
+/// assert!(!FailureKind::Loading.trips_breaker()); // the server is alive, just busy
+/// assert!(FailureKind::TryAgain.is_retryable());
+/// assert!(!FailureKind::Auth.is_retryable());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The socket failed: refused, reset, closed, broken pipe, unreachable.
+    Io,
+    /// Opening the connection (TCP connect plus handshake) took longer than allowed.
+    ConnectTimeout,
+    /// A reply did not arrive in time.
+    ResponseTimeout,
+    /// The reply could not be parsed: the stream is out of step and must be closed.
+    Protocol,
+    /// `-LOADING`: the server is alive but still loading its dataset.
+    Loading,
+    /// `-TRYAGAIN`: a transient server condition.
+    TryAgain,
+    /// `-MASTERDOWN`: the replica lost its master; transient.
+    MasterDown,
+    /// Authentication was refused (`-NOAUTH`, `-WRONGPASS`, `-NOPERM`).
+    Auth,
+    /// The circuit breaker rejected the attempt without touching the network.
+    CircuitOpen,
+    /// Any other error reply: the server is alive and answered.
+    Server,
+}
+
+impl FailureKind {
+    /// Whether connection establishment may be retried after this failure (DESIGN §3 retry).
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            Self::Io
+                | Self::ConnectTimeout
+                | Self::ResponseTimeout
+                | Self::Protocol
+                | Self::TryAgain
+                | Self::MasterDown
+        )
+    }
+
+    /// Whether this failure counts against the circuit breaker: transport errors and timeouts
+    /// only. A server that answers, even with an error or `-LOADING`, is alive.
+    pub fn trips_breaker(self) -> bool {
+        matches!(
+            self,
+            Self::Io | Self::ConnectTimeout | Self::ResponseTimeout | Self::Protocol
+        )
+    }
+
+    /// Whether this failure leaves the connection unusable (it must be closed, never re-idled).
+    pub fn poisons_connection(self) -> bool {
+        self.trips_breaker()
+    }
+
+    /// Whether this failure is a timeout.
+    pub fn is_timeout(self) -> bool {
+        matches!(self, Self::ConnectTimeout | Self::ResponseTimeout)
+    }
+}
