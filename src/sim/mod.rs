@@ -5,6 +5,8 @@
 //! scenarios on a single-threaded executor that jumps virtual time to the next deadline, so a
 //! 60-second LOADING episode finishes in milliseconds and the same seed gives the same trace.
 
+mod clock;
 mod trace;
 
+pub use clock::{SimClock, Sleep};
 pub use trace::Trace;
