@@ -13,11 +13,13 @@ use std::time::{Duration, Instant};
 
 use futures::future::{BoxFuture, Either};
 
+mod compat;
 mod endpoint;
 pub mod smol;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
+pub use compat::FuturesIo;
 pub use endpoint::{Endpoint, Keepalive, TcpOptions};
 
 /// A source of time and a way to wait for it.
