@@ -1,8 +1,187 @@
-//! The tokio adapter: tokio timers, `tokio::spawn` and tokio TCP sockets.
+//! The tokio adapter: tokio timers, tasks and TCP sockets, bound to one runtime [`Handle`].
 
-use super::Runtime;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
 
-/// The tokio runtime seams. Must be called inside a tokio runtime.
+use futures::future::BoxFuture;
+use tokio::net::TcpStream;
+use tokio::runtime::Handle;
+
+use super::{BoxStream, Clock, Endpoint, Runtime, Spawn, TcpOptions, Transport};
+
+/// Wall-clock time with tokio timers.
+///
+/// Holds the runtime [`Handle`] it was created on, so its sleeps work even when created or polled
+/// outside that runtime (the runtime must have its time driver enabled and still be running).
+///
+/// ```
+/// use std::time::Duration;
+/// use redis_keeper::seams::{tokio::TokioClock, Clock};
+/// let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+/// let clock = rt.block_on(async { TokioClock::current() });
+/// let deadline = clock.now() + Duration::from_millis(1);
+/// rt.block_on(clock.sleep_until(deadline));
+/// assert!(clock.now() >= deadline);
+/// ```
+#[derive(Debug, Clone)]
+pub struct TokioClock {
+    handle: Handle,
+}
+
+impl TokioClock {
+    /// A clock whose sleeps run on `handle`'s time driver.
+    pub fn new(handle: Handle) -> Self {
+        Self { handle }
+    }
+
+    /// A clock bound to the current tokio runtime. Panics outside a tokio runtime.
+    pub fn current() -> Self {
+        Self::new(Handle::current())
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> BoxFuture<'static, ()> {
+        // A tokio `Sleep` binds to the runtime current at its creation, not at its polls.
+        let _entered = self.handle.enter();
+        Box::pin(tokio::time::sleep_until(tokio::time::Instant::from_std(
+            deadline,
+        )))
+    }
+
+    fn block_until(&self, deadline: Instant) {
+        let now = Instant::now();
+        if deadline > now {
+            std::thread::sleep(deadline - now);
+        }
+    }
+}
+
+/// Spawns tasks onto one tokio runtime, from any thread.
+///
+/// ```
+/// use redis_keeper::seams::{tokio::TokioSpawn, Spawn};
+/// let rt = tokio::runtime::Runtime::new().unwrap();
+/// let spawner = TokioSpawn::new(rt.handle().clone());
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// spawner.spawn(Box::pin(async move { tx.send(7).unwrap() })); // called outside the runtime
+/// assert_eq!(rx.recv().unwrap(), 7);
+/// ```
+#[derive(Debug, Clone)]
+pub struct TokioSpawn {
+    handle: Handle,
+}
+
+impl TokioSpawn {
+    /// A spawner for the runtime behind `handle`.
+    pub fn new(handle: Handle) -> Self {
+        Self { handle }
+    }
+
+    /// A spawner for the current tokio runtime. Panics outside a tokio runtime.
+    pub fn current() -> Self {
+        Self::new(Handle::current())
+    }
+}
+
+impl Spawn for TokioSpawn {
+    fn spawn(&self, task: BoxFuture<'static, ()>) {
+        drop(self.handle.spawn(task));
+    }
+}
+
+/// Opens tokio TCP streams and applies [`TcpOptions`] (keepalive, nodelay) to them.
+///
+/// Connects inside its runtime's context, so a connect may be polled by any executor.
+///
+/// ```no_run
+/// use redis_keeper::seams::{tokio::TokioTransport, TcpOptions};
+/// # async fn demo() -> std::io::Result<()> {
+/// let transport = TokioTransport::current();
+/// let stream = transport.connect_tcp("127.0.0.1", 6379, &TcpOptions::default()).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct TokioTransport {
+    handle: Handle,
+}
+
+impl TokioTransport {
+    /// A transport whose sockets register with `handle`'s I/O driver.
+    pub fn new(handle: Handle) -> Self {
+        Self { handle }
+    }
+
+    /// A transport bound to the current tokio runtime. Panics outside a tokio runtime.
+    pub fn current() -> Self {
+        Self::new(Handle::current())
+    }
+
+    /// Connects to `host:port` (resolving names) and applies `options` to the socket.
+    pub async fn connect_tcp(
+        &self,
+        host: &str,
+        port: u16,
+        options: &TcpOptions,
+    ) -> io::Result<TcpStream> {
+        let host = host.to_owned();
+        let options = *options;
+        let connect = async move {
+            let stream = TcpStream::connect((host.as_str(), port)).await?;
+            options.apply(socket2::SockRef::from(&stream))?;
+            Ok(stream)
+        };
+        Entered {
+            handle: self.handle.clone(),
+            fut: Box::pin(connect),
+        }
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl Transport for TokioTransport {
+    async fn connect(&self, endpoint: &Endpoint, options: &TcpOptions) -> io::Result<BoxStream> {
+        match endpoint {
+            Endpoint::Tcp { host, port } => {
+                let stream = self.connect_tcp(host, *port, options).await?;
+                Ok(Box::new(stream))
+            }
+        }
+    }
+}
+
+/// Polls `fut` with `handle` entered, so tokio resources it creates find their runtime.
+struct Entered<F> {
+    handle: Handle,
+    fut: Pin<Box<F>>,
+}
+
+impl<F: Future> Future for Entered<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.get_mut();
+        let _entered = this.handle.enter();
+        this.fut.as_mut().poll(cx)
+    }
+}
+
+/// The tokio runtime seams, bound to the current runtime. Panics outside a tokio runtime.
 pub(crate) fn runtime() -> Runtime {
-    todo!("tokio adapter")
+    let handle = Handle::current();
+    Runtime::new(
+        "tokio",
+        Arc::new(TokioClock::new(handle.clone())),
+        Arc::new(TokioSpawn::new(handle.clone())),
+        Arc::new(TokioTransport::new(handle)),
+    )
 }
