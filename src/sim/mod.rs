@@ -6,7 +6,9 @@
 //! 60-second LOADING episode finishes in milliseconds and the same seed gives the same trace.
 
 mod clock;
+mod executor;
 mod trace;
 
 pub use clock::{SimClock, Sleep};
+pub use executor::{Sim, SimSpawn};
 pub use trace::Trace;

@@ -1,0 +1,572 @@
+//! [`Sim`]: a deterministic single-threaded executor that runs scenarios in virtual time.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+
+use super::{SimClock, Trace};
+use crate::seams::{Clock, Runtime, Spawn, Transport};
+use crate::Rng;
+
+/// The default bound on polls over a [`Sim`]'s life; see [`Sim::with_max_polls`].
+const DEFAULT_MAX_POLLS: u64 = 10_000_000;
+
+/// A simulated world: virtual time, a trace, a seeded RNG and an executor for its tasks.
+///
+/// [`block_on`](Sim::block_on) polls the main future and every ready task in FIFO order; when
+/// nothing is ready it jumps the [`SimClock`] to the next deadline, so minutes of timeouts run in
+/// microseconds. Same seed and scenario, same order of polls, same [`Trace`]. Failures (deadlock,
+/// runaway) panic with the seed and the virtual time.
+///
+/// ```
+/// use std::time::Duration;
+/// use redis_keeper::seams::{Clock, Spawn};
+/// use redis_keeper::sim::Sim;
+/// let sim = Sim::new(7);
+/// let (clock, trace) = (sim.clock().clone(), sim.trace().clone());
+/// sim.spawner().spawn(Box::pin(async move {
+///     let t0 = clock.now();
+///     clock.sleep_until(t0 + Duration::from_secs(60)).await;
+///     trace.record(clock.elapsed(), "woke");
+/// }));
+/// sim.run_for(Duration::from_secs(60));
+/// assert_eq!(sim.trace().lines(), vec!["+60000.000ms woke".to_string()]);
+/// ```
+pub struct Sim {
+    seed: u64,
+    clock: SimClock,
+    trace: Trace,
+    rng: Mutex<Rng>,
+    shared: Arc<Shared>,
+    polls: AtomicU64,
+    max_polls: u64,
+}
+
+/// What the [`Sim`] shares with its [`SimSpawn`]ers and task wakers.
+struct Shared {
+    /// Ids of tasks woken and not yet polled, in wake order.
+    queue: Arc<Mutex<VecDeque<u64>>>,
+    /// Live tasks by id (ordered, so dropping them is deterministic too).
+    tasks: Mutex<BTreeMap<u64, Arc<Task>>>,
+    next_id: AtomicU64,
+    /// Set when the [`Sim`] is dropped: later spawns drop their task at once.
+    closed: AtomicBool,
+}
+
+struct Task {
+    id: u64,
+    future: Mutex<Option<BoxFuture<'static, ()>>>,
+    /// Whether the id is in the run queue (so repeated wakes queue it once).
+    queued: AtomicBool,
+    queue: Arc<Mutex<VecDeque<u64>>>,
+}
+
+impl Wake for Task {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.queued.swap(true, Ordering::AcqRel) {
+            lock(&self.queue).push_back(self.id);
+        }
+    }
+}
+
+/// The main future's waker: a flag the loop checks.
+struct MainWake(AtomicBool);
+
+impl Wake for MainWake {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Sim {
+    /// A world driven by `seed`, with a [`Trace`] that keeps its lines.
+    pub fn new(seed: u64) -> Self {
+        Self::with_trace(seed, Trace::new())
+    }
+
+    /// A world driven by `seed` that records into `trace` (e.g. [`Trace::hash_only`] for long runs).
+    pub fn with_trace(seed: u64, trace: Trace) -> Self {
+        Self {
+            seed,
+            clock: SimClock::new(),
+            trace,
+            rng: Mutex::new(Rng::new(seed)),
+            shared: Arc::new(Shared {
+                queue: Arc::new(Mutex::new(VecDeque::new())),
+                tasks: Mutex::new(BTreeMap::new()),
+                next_id: AtomicU64::new(0),
+                closed: AtomicBool::new(false),
+            }),
+            polls: AtomicU64::new(0),
+            max_polls: DEFAULT_MAX_POLLS,
+        }
+    }
+
+    /// Sets the bound on polls (main future and tasks) over the Sim's life; exceeding it panics
+    /// with the seed. Default: 10 000 000.
+    pub fn with_max_polls(mut self, max_polls: u64) -> Self {
+        self.max_polls = max_polls;
+        self
+    }
+
+    /// The seed this world was created from.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The virtual clock.
+    pub fn clock(&self) -> &SimClock {
+        &self.clock
+    }
+
+    /// The event trace.
+    pub fn trace(&self) -> &Trace {
+        &self.trace
+    }
+
+    /// Records `event` in the trace at the current virtual time.
+    pub fn record(&self, event: impl fmt::Display) {
+        self.trace.record(self.clock.elapsed(), event);
+    }
+
+    /// A fresh generator forked from the seed; successive calls give distinct, reproducible streams.
+    pub fn rng(&self) -> Rng {
+        lock(&self.rng).fork()
+    }
+
+    /// How many polls (main future and tasks) have run so far.
+    pub fn polls(&self) -> u64 {
+        self.polls.load(Ordering::Relaxed)
+    }
+
+    /// How many spawned tasks have not finished yet.
+    pub fn tasks(&self) -> usize {
+        lock(&self.shared.tasks).len()
+    }
+
+    /// A handle that spawns tasks onto this world's run queue.
+    pub fn spawner(&self) -> SimSpawn {
+        SimSpawn {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// The seams of this world, named `"sim"`: its clock, its spawner and `transport`.
+    pub fn runtime(&self, transport: Arc<dyn Transport>) -> Runtime {
+        Runtime::new(
+            "sim",
+            Arc::new(self.clock.clone()),
+            Arc::new(self.spawner()),
+            transport,
+        )
+    }
+
+    /// Runs `fut` to completion along with the spawned tasks, jumping virtual time whenever
+    /// nothing is ready.
+    ///
+    /// Panics (with the seed and virtual time) on deadlock, i.e. when `fut` is pending, no task is
+    /// ready and nobody sleeps, or when the poll bound is exceeded.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use redis_keeper::seams::{timeout, Elapsed};
+    /// use redis_keeper::sim::Sim;
+    /// let sim = Sim::new(1);
+    /// let out = sim.block_on(timeout(sim.clock(), Duration::from_secs(30), std::future::pending::<()>()));
+    /// assert_eq!(out, Err(Elapsed));
+    /// assert_eq!(sim.clock().elapsed(), Duration::from_secs(30));
+    /// ```
+    pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        let mut fut = pin!(fut);
+        let main = Arc::new(MainWake(AtomicBool::new(true)));
+        let waker = Waker::from(main.clone());
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            if main.0.swap(false, Ordering::AcqRel) {
+                self.count_poll();
+                if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+                    return out;
+                }
+            }
+            let ran = self.run_round();
+            if ran || main.0.load(Ordering::Acquire) || !lock(&self.shared.queue).is_empty() {
+                continue;
+            }
+            match self.clock.next_deadline() {
+                Some(deadline) => self.clock.advance_to(deadline),
+                None => panic!(
+                    "sim deadlock (seed {}) at virtual time +{:?}: the main future is pending, \
+                     no task is ready and nothing sleeps ({} tasks blocked)",
+                    self.seed,
+                    self.clock.elapsed(),
+                    self.tasks(),
+                ),
+            }
+        }
+    }
+
+    /// Runs spawned tasks and advances virtual time, deadline by deadline, up to `deadline`;
+    /// the clock then reads `deadline` (or later, if it already did).
+    pub fn run_until(&self, deadline: Instant) {
+        loop {
+            self.run_until_idle();
+            match self.clock.next_deadline() {
+                Some(next) if next <= deadline => self.clock.advance_to(next),
+                _ => break,
+            }
+        }
+        self.clock.advance_to(deadline);
+        self.run_until_idle();
+    }
+
+    /// [`run_until`](Sim::run_until) `by` from now.
+    pub fn run_for(&self, by: Duration) {
+        self.run_until(self.clock.now() + by);
+    }
+
+    /// Runs ready tasks, and the tasks they wake, until none is ready. Time does not move.
+    pub fn run_until_idle(&self) {
+        while self.run_round() {}
+    }
+
+    /// Polls each task queued at the start of the round once, in FIFO order; tasks woken during the
+    /// round wait for the next one. Returns whether any task was polled.
+    fn run_round(&self) -> bool {
+        let queued = lock(&self.shared.queue).len();
+        let mut ran = false;
+        for _ in 0..queued {
+            let Some(id) = lock(&self.shared.queue).pop_front() else {
+                break;
+            };
+            ran = true;
+            self.poll_task(id);
+        }
+        ran
+    }
+
+    fn poll_task(&self, id: u64) {
+        let Some(task) = lock(&self.shared.tasks).get(&id).cloned() else {
+            return; // finished (or dropped) after it was woken
+        };
+        task.queued.store(false, Ordering::Release);
+        let Some(mut future) = lock(&task.future).take() else {
+            return;
+        };
+        self.count_poll();
+        let waker = Waker::from(task.clone());
+        let mut cx = Context::from_waker(&waker);
+        match future.as_mut().poll(&mut cx) {
+            Poll::Ready(()) => {
+                lock(&self.shared.tasks).remove(&id);
+                drop(future);
+            }
+            Poll::Pending => *lock(&task.future) = Some(future),
+        }
+    }
+
+    fn count_poll(&self) {
+        let polls = self.polls.fetch_add(1, Ordering::Relaxed) + 1;
+        if polls > self.max_polls {
+            panic!(
+                "sim exceeded {} polls (seed {}) at virtual time +{:?}: livelock or runaway scenario",
+                self.max_polls,
+                self.seed,
+                self.clock.elapsed(),
+            );
+        }
+    }
+}
+
+impl Drop for Sim {
+    /// Drops every remaining task without polling it (a task's drop may spawn or drop others).
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::Release);
+        loop {
+            let tasks = std::mem::take(&mut *lock(&self.shared.tasks));
+            if tasks.is_empty() {
+                break;
+            }
+            for task in tasks.into_values() {
+                let future = lock(&task.future).take();
+                drop(future);
+            }
+        }
+        lock(&self.shared.queue).clear();
+    }
+}
+
+impl fmt::Debug for Sim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sim")
+            .field("seed", &self.seed)
+            .field("elapsed", &self.clock.elapsed())
+            .field("tasks", &self.tasks())
+            .field("polls", &self.polls())
+            .finish()
+    }
+}
+
+/// Spawns tasks onto a [`Sim`]'s run queue; usable from any thread. Tasks spawned after the Sim
+/// is dropped are dropped at once.
+///
+/// ```
+/// use redis_keeper::seams::Spawn;
+/// use redis_keeper::sim::Sim;
+/// let sim = Sim::new(3);
+/// let trace = sim.trace().clone();
+/// let spawner = sim.spawner();
+/// let inner = spawner.clone();
+/// spawner.spawn(Box::pin(async move {
+///     let t = trace.clone();
+///     inner.spawn(Box::pin(async move { t.record(Default::default(), "child") }));
+///     trace.record(Default::default(), "parent");
+/// }));
+/// sim.run_until_idle();
+/// assert_eq!(sim.trace().len(), 2);
+/// ```
+#[derive(Clone)]
+pub struct SimSpawn {
+    shared: Arc<Shared>,
+}
+
+impl Spawn for SimSpawn {
+    fn spawn(&self, task: BoxFuture<'static, ()>) {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let task = Arc::new(Task {
+            id,
+            future: Mutex::new(Some(task)),
+            queued: AtomicBool::new(true),
+            queue: self.shared.queue.clone(),
+        });
+        lock(&self.shared.tasks).insert(id, task);
+        lock(&self.shared.queue).push_back(id);
+    }
+}
+
+impl fmt::Debug for SimSpawn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimSpawn")
+            .field("tasks", &lock(&self.shared.tasks).len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seams::{timeout_at, Elapsed};
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    /// Spawns a task that sleeps `secs` of virtual time, then records `name`.
+    fn sleeper(sim: &Sim, name: &'static str, secs: u64) {
+        let (clock, trace) = (sim.clock().clone(), sim.trace().clone());
+        sim.spawner().spawn(Box::pin(async move {
+            let deadline = clock.now() + Duration::from_secs(secs);
+            clock.sleep_until(deadline).await;
+            trace.record(clock.elapsed(), name);
+        }));
+    }
+
+    #[test]
+    fn sleepers_finish_in_deadline_order_in_virtual_time() {
+        let started = Instant::now();
+        let sim = Sim::new(1);
+        sleeper(&sim, "sixty", 60);
+        sleeper(&sim, "forty", 40);
+        let clock = sim.clock().clone();
+        sim.block_on(async move {
+            let t = clock.now();
+            clock.sleep_until(t + Duration::from_secs(61)).await;
+        });
+        assert_eq!(
+            sim.trace().lines(),
+            vec![
+                "+40000.000ms forty".to_string(),
+                "+60000.000ms sixty".to_string()
+            ]
+        );
+        assert_eq!(sim.tasks(), 0);
+        assert!(started.elapsed() < Duration::from_millis(500));
+    }
+
+    /// A minute of tasks that sleep random amounts and record what they see.
+    fn random_scenario(seed: u64) -> (u64, Vec<String>) {
+        let sim = Sim::with_trace(seed, Trace::new());
+        for n in 0..4 {
+            let mut rng = sim.rng();
+            let (clock, trace) = (sim.clock().clone(), sim.trace().clone());
+            sim.spawner().spawn(Box::pin(async move {
+                let end = clock.now() + Duration::from_secs(60);
+                loop {
+                    let step = Duration::from_millis(rng.between(100, 5_000));
+                    if clock.now() + step > end {
+                        break;
+                    }
+                    clock.sleep_until(clock.now() + step).await;
+                    trace.record(
+                        clock.elapsed(),
+                        format_args!("task {n} draws {}", rng.below(100)),
+                    );
+                }
+            }));
+        }
+        sim.run_for(Duration::from_secs(60));
+        assert_eq!(sim.tasks(), 0);
+        (sim.trace().hash(), sim.trace().lines())
+    }
+
+    #[test]
+    fn same_seed_same_trace_other_seed_other_trace() {
+        let (a, lines) = random_scenario(42);
+        let (b, _) = random_scenario(42);
+        let (c, _) = random_scenario(43);
+        assert!(lines.len() > 20, "{lines:?}");
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn deadlock_panics_with_the_seed() {
+        let sim = Sim::new(99);
+        let (_tx, rx) = futures::channel::oneshot::channel::<()>();
+        let err = catch_unwind(AssertUnwindSafe(|| sim.block_on(rx))).expect_err("deadlock");
+        let msg = err.downcast_ref::<String>().expect("message");
+        assert!(msg.contains("deadlock") && msg.contains("seed 99"), "{msg}");
+    }
+
+    #[test]
+    fn runaway_scenarios_hit_the_poll_bound() {
+        let sim = Sim::new(5).with_max_polls(1_000);
+        let spin = futures::future::poll_fn(|cx: &mut Context<'_>| {
+            cx.waker().wake_by_ref();
+            Poll::<()>::Pending
+        });
+        let err = catch_unwind(AssertUnwindSafe(|| sim.block_on(spin))).expect_err("bound");
+        let msg = err.downcast_ref::<String>().expect("message");
+        assert!(
+            msg.contains("1000 polls") && msg.contains("seed 5"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn timeout_at_fires_exactly_at_the_deadline() {
+        let sim = Sim::new(2);
+        let deadline = sim.clock().now() + Duration::from_secs(45);
+        let out = sim.block_on(timeout_at(
+            sim.clock(),
+            deadline,
+            std::future::pending::<()>(),
+        ));
+        assert_eq!(out, Err(Elapsed));
+        assert_eq!(sim.clock().now(), deadline);
+    }
+
+    #[test]
+    fn tasks_spawn_tasks_and_the_main_future_awaits_them() {
+        let sim = Sim::new(3);
+        let spawner = sim.spawner();
+        let (clock, trace) = (sim.clock().clone(), sim.trace().clone());
+        let out = sim.block_on(async move {
+            let (tx, rx) = futures::channel::oneshot::channel();
+            let inner = spawner.clone();
+            spawner.spawn(Box::pin(async move {
+                let t = clock.now() + Duration::from_secs(1);
+                clock.sleep_until(t).await;
+                inner.spawn(Box::pin(async move {
+                    let t = clock.now() + Duration::from_secs(1);
+                    clock.sleep_until(t).await;
+                    trace.record(clock.elapsed(), "grandchild");
+                    let _ = tx.send(7);
+                }));
+            }));
+            rx.await.expect("sent")
+        });
+        assert_eq!(out, 7);
+        assert_eq!(
+            sim.trace().lines(),
+            vec!["+2000.000ms grandchild".to_string()]
+        );
+    }
+
+    #[test]
+    fn run_until_stops_at_the_deadline_and_idle_does_not_move_time() {
+        let sim = Sim::new(4);
+        sleeper(&sim, "late", 90);
+        sim.run_until_idle();
+        assert_eq!(sim.clock().elapsed(), Duration::ZERO);
+        sim.run_for(Duration::from_secs(30));
+        assert_eq!(sim.clock().elapsed(), Duration::from_secs(30));
+        assert!(sim.trace().is_empty());
+        assert_eq!(sim.tasks(), 1);
+        sim.run_for(Duration::from_secs(60));
+        assert_eq!(sim.trace().lines(), vec!["+90000.000ms late".to_string()]);
+    }
+
+    #[test]
+    fn wakes_from_another_thread_queue_the_task() {
+        let sim = Sim::new(6);
+        let (tx, rx) = futures::channel::oneshot::channel::<u8>();
+        let trace = sim.trace().clone();
+        sim.spawner().spawn(Box::pin(async move {
+            let v = rx.await.expect("sent");
+            trace.record(Duration::ZERO, v);
+        }));
+        sim.run_until_idle();
+        assert_eq!(sim.tasks(), 1);
+        std::thread::spawn(move || tx.send(9).expect("send"))
+            .join()
+            .expect("thread");
+        sim.run_until_idle();
+        assert_eq!(sim.tasks(), 0);
+        assert_eq!(sim.trace().lines(), vec!["+0.000ms 9".to_string()]);
+    }
+
+    #[test]
+    fn dropping_the_sim_drops_pending_tasks_unpolled() {
+        struct Flag(Arc<AtomicBool>);
+        impl Drop for Flag {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let dropped = Arc::new(AtomicBool::new(false));
+        let sim = Sim::new(8);
+        let spawner = sim.spawner();
+        let flag = Flag(dropped.clone());
+        spawner.spawn(Box::pin(async move {
+            let _flag = flag;
+            std::future::pending::<()>().await;
+        }));
+        let clock = sim.clock().clone();
+        let polls_before = sim.polls();
+        drop(sim);
+        assert!(dropped.load(Ordering::SeqCst));
+        assert_eq!(polls_before, 0);
+        // The spawner outlives the Sim: later spawns are dropped, not run.
+        spawner.spawn(Box::pin(async {}));
+        assert_eq!(clock.sleepers(), 0);
+    }
+}
