@@ -74,7 +74,7 @@ use schema::YamlLayers;
 ///     .password("s3cret")
 ///     .database("reports", 9) // a new name: an alias of analytics
 ///     .configure("main", |d| d.max_connections(10).shared_connections(4));
-/// let resolved = config.resolve_with_process_env(None).unwrap();
+/// let resolved = config.resolve(None, &std::collections::HashMap::new()).unwrap();
 /// assert_eq!(resolved.database("reports").unwrap().db, 9);
 /// assert!(!format!("{config:?}").contains("s3cret"));
 /// ```

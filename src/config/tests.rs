@@ -790,7 +790,7 @@ fn discovery_order() {
         "{err}"
     );
     // A directory where a file is expected is an I/O error, not defaults.
-    let err = discover_in(None, &no_env(), &[t.0.clone()]).unwrap_err();
+    let err = discover_in(None, &no_env(), std::slice::from_ref(&t.0)).unwrap_err();
     assert!(matches!(err, ConfigError::Io { .. }), "{err}");
     // The seed fixture loads from a file.
     let seed =
