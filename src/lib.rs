@@ -18,10 +18,12 @@
 )]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+pub mod config;
 pub mod policy;
 mod rng;
 pub mod seams;
 #[cfg(feature = "sim")]
 pub mod sim;
 
+pub use config::{ConfigError, DatabaseSettings, KeeperConfig, RedisDatabase, ServiceRegistry};
 pub use rng::Rng;
