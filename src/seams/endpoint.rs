@@ -106,7 +106,11 @@ impl TcpOptions {
                 let params = socket2::TcpKeepalive::new()
                     .with_time(k.idle)
                     .with_interval(k.interval);
-                #[cfg(not(any(target_os = "windows", target_os = "openbsd", target_os = "haiku")))]
+                #[cfg(not(any(
+                    target_os = "windows",
+                    target_os = "openbsd",
+                    target_os = "haiku"
+                )))]
                 let params = params.with_retries(k.probes);
                 socket.set_tcp_keepalive(&params)
             }

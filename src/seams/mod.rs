@@ -54,9 +54,15 @@ pub trait Spawn: Send + Sync + fmt::Debug + 'static {
 }
 
 /// A byte stream redis-rs can speak its protocol over (tokio's I/O traits, as redis-rs requires).
-pub trait AsyncStream: ::tokio::io::AsyncRead + ::tokio::io::AsyncWrite + Send + Unpin + 'static {}
+pub trait AsyncStream:
+    ::tokio::io::AsyncRead + ::tokio::io::AsyncWrite + Send + Unpin + 'static
+{
+}
 
-impl<T> AsyncStream for T where T: ::tokio::io::AsyncRead + ::tokio::io::AsyncWrite + Send + Unpin + 'static {}
+impl<T> AsyncStream for T where
+    T: ::tokio::io::AsyncRead + ::tokio::io::AsyncWrite + Send + Unpin + 'static
+{
+}
 
 /// An owned, type-erased stream returned by a [`Transport`].
 pub type BoxStream = Box<dyn AsyncStream>;
