@@ -3,8 +3,12 @@
 //! Nothing in this module performs I/O, awaits, locks or reads a clock. Time comes in as an
 //! [`Instant`](std::time::Instant) argument and outcomes come in as values; decisions and the next
 //! deadline go out. The driver (the pool and the database handle) sleeps until the deadline, reads
-//! `now` from its [`Clock`](crate::seams::Clock) and hands it back in.
+//! `now` from its [`Clock`](crate::seams::Clock) and hands it back in. Expiry is always decided
+//! from the `now` passed in, never from a timer having fired.
 
 mod failure;
+mod retry;
+mod time;
 
 pub use failure::FailureKind;
+pub use retry::{GiveUpReason, Jitter, RetryConfig, RetryDecision, RetrySchedule};
