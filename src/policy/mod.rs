@@ -6,9 +6,13 @@
 //! `now` from its [`Clock`](crate::seams::Clock) and hands it back in. Expiry is always decided
 //! from the `now` passed in, never from a timer having fired.
 
+mod breaker;
 mod failure;
 mod retry;
 mod time;
 
+pub use breaker::{
+    BreakerConfig, BreakerState, BreakerStateKind, CircuitBreaker, Permit, Rejected, Transition,
+};
 pub use failure::FailureKind;
 pub use retry::{GiveUpReason, Jitter, RetryConfig, RetryDecision, RetrySchedule};
