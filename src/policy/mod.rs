@@ -8,6 +8,7 @@
 
 mod breaker;
 mod failure;
+mod readiness;
 mod retry;
 mod time;
 
@@ -15,4 +16,7 @@ pub use breaker::{
     BreakerConfig, BreakerState, BreakerStateKind, CircuitBreaker, Permit, Rejected, Transition,
 };
 pub use failure::FailureKind;
+pub use readiness::{
+    ProbeOutcome, ProbeToken, Readiness, ReadinessAction, ReadinessConfig, ReadinessState,
+};
 pub use retry::{GiveUpReason, Jitter, RetryConfig, RetryDecision, RetrySchedule};
