@@ -8,6 +8,7 @@
 
 mod breaker;
 mod failure;
+mod idle;
 mod readiness;
 mod retry;
 mod time;
@@ -16,6 +17,7 @@ pub use breaker::{
     BreakerConfig, BreakerState, BreakerStateKind, CircuitBreaker, Permit, Rejected, Transition,
 };
 pub use failure::FailureKind;
+pub use idle::{IdleConfig, IdleEntry, IdlePolicy};
 pub use readiness::{
     ProbeOutcome, ProbeToken, Readiness, ReadinessAction, ReadinessConfig, ReadinessState,
 };
