@@ -8,6 +8,7 @@
 
 mod breaker;
 mod failure;
+mod health;
 mod idle;
 mod readiness;
 mod retry;
@@ -17,6 +18,7 @@ pub use breaker::{
     BreakerConfig, BreakerState, BreakerStateKind, CircuitBreaker, Permit, Rejected, Transition,
 };
 pub use failure::FailureKind;
+pub use health::{HealthConfig, HealthSchedule, HealthState};
 pub use idle::{IdleConfig, IdleEntry, IdlePolicy};
 pub use readiness::{
     ProbeOutcome, ProbeToken, Readiness, ReadinessAction, ReadinessConfig, ReadinessState,
