@@ -3,8 +3,24 @@
 //! Nothing in this module performs I/O, awaits, locks or reads a clock. Time comes in as an
 //! [`Instant`](std::time::Instant) argument and outcomes come in as values; decisions and the next
 //! deadline go out. The driver (the pool and the database handle) sleeps until the deadline, reads
-//! `now` from its [`Clock`](crate::seams::Clock) and hands it back in.
+//! `now` from its [`Clock`](crate::seams::Clock) and hands it back in. Expiry is always decided
+//! from the `now` passed in, never from a timer having fired.
 
+mod breaker;
 mod failure;
+mod health;
+mod idle;
+mod readiness;
+mod retry;
+mod time;
 
+pub use breaker::{
+    BreakerConfig, BreakerState, BreakerStateKind, CircuitBreaker, Permit, Rejected, Transition,
+};
 pub use failure::FailureKind;
+pub use health::{HealthConfig, HealthSchedule, HealthState};
+pub use idle::{IdleConfig, IdleEntry, IdlePolicy};
+pub use readiness::{
+    ProbeOutcome, ProbeToken, Readiness, ReadinessAction, ReadinessConfig, ReadinessState,
+};
+pub use retry::{GiveUpReason, Jitter, RetryConfig, RetryDecision, RetrySchedule};

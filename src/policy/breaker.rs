@@ -1,0 +1,301 @@
+//! Circuit breaker (per database): Closed → Open → HalfOpen with a single probe (DESIGN §3).
+//!
+//! Feed it only failures for which [`FailureKind::trips_breaker`](super::FailureKind::trips_breaker)
+//! holds (transport errors and timeouts). Any other outcome, an error reply or `-LOADING`
+//! included, proves the server alive and is reported as a success.
+
+use std::time::{Duration, Instant};
+
+use super::time::add;
+
+/// Parameters of a [`CircuitBreaker`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreakerConfig {
+    /// Consecutive failures that open the circuit; it opens exactly on this failure. `0` counts
+    /// as `1`. Default: 5.
+    pub failure_threshold: u32,
+    /// How long the circuit stays open before one caller may probe, and how long a probe may stay
+    /// out before it is abandoned. Default: 60 s.
+    pub open_for: Duration,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            failure_threshold: 5,
+            open_for: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The state of a breaker, as a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BreakerState {
+    /// Calls pass; this many failures in a row have been seen.
+    Closed {
+        /// Failures since the last success (always below the threshold).
+        consecutive_failures: u32,
+    },
+    /// Calls are rejected until `until`; the first caller at or after it becomes the probe.
+    Open {
+        /// End of the open period.
+        until: Instant,
+    },
+    /// One probe is (or was) out; everyone else is rejected until it reports or is abandoned.
+    HalfOpen {
+        /// When the current probe was granted; it is abandoned `open_for` later.
+        probe_since: Instant,
+    },
+}
+
+impl BreakerState {
+    /// The state's kind, without its data.
+    pub fn kind(&self) -> BreakerStateKind {
+        match self {
+            Self::Closed { .. } => BreakerStateKind::Closed,
+            Self::Open { .. } => BreakerStateKind::Open,
+            Self::HalfOpen { .. } => BreakerStateKind::HalfOpen,
+        }
+    }
+}
+
+/// The kind of a [`BreakerState`], for tracing and statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BreakerStateKind {
+    /// Calls pass.
+    Closed,
+    /// Calls are rejected.
+    Open,
+    /// A single probe decides.
+    HalfOpen,
+}
+
+/// A change of state, returned so the caller can trace it and count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Transition {
+    /// The state left.
+    pub from: BreakerStateKind,
+    /// The state entered.
+    pub to: BreakerStateKind,
+}
+
+/// Leave to make one call; hand it back with the call's outcome.
+///
+/// A permit belongs to one state of one breaker (its generation); outcomes reported with a permit
+/// from an earlier state are ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Permit {
+    generation: u64,
+    probe: bool,
+}
+
+impl Permit {
+    /// Whether this permit is the half-open probe: its outcome closes or re-opens the circuit.
+    /// Receiving one means the breaker just moved Open → HalfOpen (or replaced an abandoned probe).
+    pub fn is_probe(&self) -> bool {
+        self.probe
+    }
+
+    /// The breaker generation (one per state entered) that granted this permit.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+}
+
+/// The breaker refused a call: fail fast with `CircuitOpen { retry_after }`, touch no socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Rejected {
+    /// How long until a call may be let through again (the open period ends or the current probe
+    /// is abandoned).
+    pub retry_after: Duration,
+}
+
+/// A circuit breaker: a pure state machine driven with `now` and call outcomes.
+///
+/// ```
+/// use redis_keeper::policy::{BreakerConfig, BreakerState, CircuitBreaker};
+/// use std::time::{Duration, Instant};
+/// let t0 = Instant::now();
+/// let mut b = CircuitBreaker::new(BreakerConfig { failure_threshold: 1, ..Default::default() });
+/// let permit = b.try_acquire(t0).unwrap();
+/// assert!(b.on_failure(t0, permit).is_some()); // Closed -> Open on the threshold failure
+/// assert_eq!(b.try_acquire(t0).unwrap_err().retry_after, Duration::from_secs(60));
+/// let probe = b.try_acquire(t0 + Duration::from_secs(60)).unwrap();
+/// assert!(probe.is_probe());
+/// assert!(b.on_success(t0 + Duration::from_secs(61), probe).is_some()); // HalfOpen -> Closed
+/// assert_eq!(b.state(), BreakerState::Closed { consecutive_failures: 0 });
+/// ```
+#[derive(Debug, Clone)]
+pub struct CircuitBreaker {
+    config: BreakerConfig,
+    state: BreakerState,
+    generation: u64,
+    trips: u64,
+    rejections: u64,
+}
+
+impl CircuitBreaker {
+    /// A closed breaker with no failures.
+    pub fn new(config: BreakerConfig) -> Self {
+        Self {
+            config,
+            state: BreakerState::Closed {
+                consecutive_failures: 0,
+            },
+            generation: 0,
+            trips: 0,
+            rejections: 0,
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &BreakerConfig {
+        &self.config
+    }
+
+    /// Asks to make one call at `now`.
+    ///
+    /// Closed: granted. Open before `until`: rejected. Open at or after `until`: the caller becomes
+    /// the single probe (HalfOpen). HalfOpen: rejected until the probe is abandoned (`open_for`
+    /// after it was granted), then the caller becomes the new probe.
+    pub fn try_acquire(&mut self, now: Instant) -> Result<Permit, Rejected> {
+        let probe_from = match self.state {
+            BreakerState::Closed { .. } => {
+                return Ok(Permit {
+                    generation: self.generation,
+                    probe: false,
+                })
+            }
+            BreakerState::Open { until } => until,
+            BreakerState::HalfOpen { probe_since } => add(probe_since, self.config.open_for),
+        };
+        if now < probe_from {
+            self.rejections += 1;
+            return Err(Rejected {
+                retry_after: probe_from - now,
+            });
+        }
+        self.enter(BreakerState::HalfOpen { probe_since: now });
+        Ok(Permit {
+            generation: self.generation,
+            probe: true,
+        })
+    }
+
+    /// Whether [`try_acquire`](Self::try_acquire) at `now` would grant a permit; changes nothing.
+    pub fn would_allow(&self, now: Instant) -> bool {
+        match self.state {
+            BreakerState::Closed { .. } => true,
+            BreakerState::Open { until } => now >= until,
+            BreakerState::HalfOpen { probe_since } => now >= add(probe_since, self.config.open_for),
+        }
+    }
+
+    /// Reports that the call made under `permit` succeeded (or got any reply from the server).
+    ///
+    /// Closed: the failure count resets. Current probe: HalfOpen → Closed. A permit from an earlier
+    /// state, or a probe reporting at or after its abandonment, is ignored.
+    pub fn on_success(&mut self, now: Instant, permit: Permit) -> Option<Transition> {
+        if !self.is_current(now, permit) {
+            return None;
+        }
+        let closed = BreakerState::Closed {
+            consecutive_failures: 0,
+        };
+        match self.state {
+            BreakerState::Closed { .. } => {
+                self.state = closed;
+                None
+            }
+            BreakerState::HalfOpen { .. } => Some(self.enter(closed)),
+            BreakerState::Open { .. } => None,
+        }
+    }
+
+    /// Reports that the call made under `permit` failed in a way that trips the breaker.
+    ///
+    /// Closed: the failure count grows and the threshold failure opens the circuit. Current
+    /// probe: HalfOpen → Open for a new period. Stale permits are ignored as in
+    /// [`on_success`](Self::on_success).
+    pub fn on_failure(&mut self, now: Instant, permit: Permit) -> Option<Transition> {
+        if !self.is_current(now, permit) {
+            return None;
+        }
+        let open = BreakerState::Open {
+            until: add(now, self.config.open_for),
+        };
+        match self.state {
+            BreakerState::Closed {
+                consecutive_failures,
+            } => {
+                let failures = consecutive_failures.saturating_add(1);
+                if failures >= self.config.failure_threshold.max(1) {
+                    Some(self.enter(open))
+                } else {
+                    self.state = BreakerState::Closed {
+                        consecutive_failures: failures,
+                    };
+                    None
+                }
+            }
+            BreakerState::HalfOpen { .. } => Some(self.enter(open)),
+            BreakerState::Open { .. } => None,
+        }
+    }
+
+    /// The current state (as last updated; expiry is applied by the next call that passes `now`).
+    pub fn state(&self) -> BreakerState {
+        self.state
+    }
+
+    /// When the breaker next changes its mind by itself: the end of the open period, or the
+    /// abandonment of the probe. `None` while closed.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        match self.state {
+            BreakerState::Closed { .. } => None,
+            BreakerState::Open { until } => Some(until),
+            BreakerState::HalfOpen { probe_since } => Some(add(probe_since, self.config.open_for)),
+        }
+    }
+
+    /// Times the circuit opened (from Closed or from a failed probe).
+    pub fn trips(&self) -> u64 {
+        self.trips
+    }
+
+    /// Calls rejected without touching the network.
+    pub fn rejections(&self) -> u64 {
+        self.rejections
+    }
+
+    /// Whether `permit` may still change the state at `now`.
+    fn is_current(&self, now: Instant, permit: Permit) -> bool {
+        if permit.generation != self.generation {
+            return false;
+        }
+        match self.state {
+            BreakerState::Closed { .. } => !permit.probe,
+            BreakerState::HalfOpen { probe_since } => {
+                permit.probe && now < add(probe_since, self.config.open_for)
+            }
+            BreakerState::Open { .. } => false,
+        }
+    }
+
+    /// Moves to `to` in a new generation, so permits of the old state go stale.
+    fn enter(&mut self, to: BreakerState) -> Transition {
+        let from = self.state.kind();
+        if to.kind() == BreakerStateKind::Open {
+            self.trips += 1;
+        }
+        self.state = to;
+        self.generation += 1;
+        Transition {
+            from,
+            to: to.kind(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
