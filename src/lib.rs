@@ -18,12 +18,44 @@
 )]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+#[cfg(any(feature = "tokio", feature = "smol"))]
+mod builder;
+pub mod classify;
 pub mod config;
+#[cfg(any(feature = "tokio", feature = "smol"))]
+mod connection;
+#[cfg(any(feature = "tokio", feature = "smol"))]
+mod database;
+#[cfg(any(feature = "tokio", feature = "smol"))]
+mod error;
+#[cfg(any(feature = "tokio", feature = "smol"))]
+mod global;
+#[cfg(any(feature = "tokio", feature = "smol"))]
+mod keeper;
 pub mod policy;
+#[cfg(any(feature = "tokio", feature = "smol"))]
+mod pool;
 mod rng;
 pub mod seams;
 #[cfg(feature = "sim")]
 pub mod sim;
+#[cfg(any(feature = "tokio", feature = "smol"))]
+mod stats;
 
+#[cfg(any(feature = "tokio", feature = "smol"))]
+pub use builder::KeeperBuilder;
 pub use config::{ConfigError, DatabaseSettings, KeeperConfig, RedisDatabase, ServiceRegistry};
+#[cfg(any(feature = "tokio", feature = "smol"))]
+pub use connection::PooledConnection;
+#[cfg(any(feature = "tokio", feature = "smol"))]
+pub use error::Error;
+#[cfg(any(feature = "tokio", feature = "smol"))]
+pub use global::{get_redis_client, global_keeper};
+#[cfg(any(feature = "tokio", feature = "smol"))]
+pub use keeper::{HealthReport, Keeper};
+pub use policy::HealthState;
+#[cfg(any(feature = "tokio", feature = "smol"))]
+pub use pool::PoolStats;
 pub use rng::Rng;
+#[cfg(any(feature = "tokio", feature = "smol"))]
+pub use stats::{DatabaseStats, ManagerStats};

@@ -94,7 +94,7 @@ fn read(path: &Path) -> Result<Option<String>, ConfigError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(ConfigError::Io {
             path: path.to_owned(),
-            source,
+            source: std::sync::Arc::new(source),
         }),
     }
 }

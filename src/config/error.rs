@@ -54,7 +54,7 @@ impl fmt::Display for Origin {
 /// let err = KeeperConfig::from_yaml_str("port: [1]\n").unwrap_err();
 /// assert!(err.to_string().contains("line 1"));
 /// ```
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// The YAML document is malformed, has an unknown key, a wrong type or an invalid value.
@@ -74,8 +74,8 @@ pub enum ConfigError {
     Io {
         /// The file.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (shared, so the error can be cloned for every waiter).
+        source: std::sync::Arc<std::io::Error>,
     },
     /// A configuration file named explicitly (argument or `REDIS_KEEPER_CONFIG`) does not exist.
     #[error("config file {} does not exist (named by {named_by})", .path.display())]

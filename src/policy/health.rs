@@ -109,7 +109,7 @@ impl HealthSchedule {
 }
 
 /// The health of one database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum HealthState {
     /// Breaker closed with no recent failure, and ready.
     Healthy,

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The test command (README): installs what the tests need, then runs every check and suite.
+# Usage: scripts/test.sh            (from anywhere inside the repository)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# Later suites start their own redis-server on a free loopback port; install it when missing.
+if ! command -v redis-server >/dev/null 2>&1; then
+  step "installing redis-server"
+  SUDO=""
+  if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+fi
+redis-server --version
+
+step "rustfmt"
+cargo fmt --all -- --check
+
+step "clippy (all targets, all features)"
+cargo clippy --all-targets --all-features -- -D warnings
+
+step "tests: --no-default-features (policies, seams, config)"
+cargo test --no-default-features
+
+step "tests: --no-default-features --features sim (simulator without a runtime)"
+cargo test --no-default-features --features sim
+
+step "tests: tokio + sim"
+cargo test --no-default-features --features tokio,sim
+
+step "tests: smol + sim"
+cargo test --no-default-features --features smol,sim
+
+step "tests: all features"
+cargo test --all-features
+
+step "docs"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
+
+step "fuzz crate builds"
+(cd fuzz && cargo build --quiet)
+
+echo
+echo "all checks passed"

@@ -1,0 +1,90 @@
+//! The one place that inspects redis-rs errors: maps them onto the crate's [`FailureKind`].
+
+use redis::{ErrorKind, RedisError, ServerErrorKind};
+
+use crate::policy::FailureKind;
+
+/// Maps a redis-rs error onto the failure kind the policies understand.
+///
+/// `-LOADING` is `ServerErrorKind::BusyLoading` in redis-rs 1.x; authentication failures come as
+/// `AuthenticationFailed`, `NOPERM`, or extension codes `NOAUTH`/`WRONGPASS`.
+///
+/// ```
+/// use redis_keeper::classify::classify;
+/// use redis_keeper::policy::FailureKind;
+/// let io = redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+/// assert_eq!(classify(&io), FailureKind::Io);
+/// ```
+pub fn classify(err: &RedisError) -> FailureKind {
+    match err.kind() {
+        ErrorKind::Io if err.is_timeout() => FailureKind::ResponseTimeout,
+        ErrorKind::Io => FailureKind::Io,
+        ErrorKind::Parse => FailureKind::Protocol,
+        ErrorKind::AuthenticationFailed => FailureKind::Auth,
+        ErrorKind::Server(ServerErrorKind::BusyLoading) => FailureKind::Loading,
+        ErrorKind::Server(ServerErrorKind::TryAgain) => FailureKind::TryAgain,
+        ErrorKind::Server(ServerErrorKind::MasterDown) => FailureKind::MasterDown,
+        ErrorKind::Server(ServerErrorKind::NoPerm) => FailureKind::Auth,
+        ErrorKind::Extension => match err.code() {
+            Some("NOAUTH" | "WRONGPASS") => FailureKind::Auth,
+            Some("LOADING") => FailureKind::Loading,
+            _ => FailureKind::Server,
+        },
+        _ => FailureKind::Server,
+    }
+}
+
+/// Whether `err` is a `-LOADING` reply.
+pub fn is_loading(err: &RedisError) -> bool {
+    classify(err) == FailureKind::Loading
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    fn server(code: &str) -> RedisError {
+        // Parse a real RESP error reply so the kinds come out exactly as redis-rs makes them.
+        let reply = format!("-{code} some detail\r\n");
+        match redis::parse_redis_value(reply.as_bytes()) {
+            Ok(redis::Value::ServerError(e)) => e.into(),
+            other => panic!("expected a server error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn maps_every_kind_the_policies_care_about() {
+        let cases = [
+            (server("LOADING"), FailureKind::Loading),
+            (server("TRYAGAIN"), FailureKind::TryAgain),
+            (server("MASTERDOWN"), FailureKind::MasterDown),
+            (server("NOAUTH"), FailureKind::Auth),
+            (server("WRONGPASS"), FailureKind::Auth),
+            (server("NOPERM"), FailureKind::Auth),
+            (server("ERR"), FailureKind::Server),
+            (server("WRONGTYPE"), FailureKind::Server),
+            (
+                RedisError::from(io::Error::from(io::ErrorKind::ConnectionReset)),
+                FailureKind::Io,
+            ),
+            (
+                RedisError::from(io::Error::from(io::ErrorKind::TimedOut)),
+                FailureKind::ResponseTimeout,
+            ),
+            (
+                RedisError::from((ErrorKind::AuthenticationFailed, "bad")),
+                FailureKind::Auth,
+            ),
+            (
+                RedisError::from((ErrorKind::Parse, "bad")),
+                FailureKind::Protocol,
+            ),
+        ];
+        for (err, want) in cases {
+            assert_eq!(classify(&err), want, "{err:?}");
+        }
+        assert!(is_loading(&server("LOADING")));
+        assert!(!is_loading(&server("ERR")));
+    }
+}

@@ -1,0 +1,305 @@
+//! `PooledConnection`: the handle `Keeper::get` and `Keeper::get_exclusive` return. It implements
+//! redis-rs's `aio::ConnectionLike`, so every `AsyncCommands` method works on it.
+
+use std::fmt;
+use std::sync::Arc;
+
+use redis::aio::ConnectionLike;
+use redis::{Cmd, Pipeline, RedisFuture, Value};
+
+use crate::database::{CommandKind, Database, RedisConn};
+use crate::pool::{Lease, SharedConn};
+use crate::stats::DbCounters;
+use crate::Error;
+
+/// A connection to one named database. Dropping it returns it to its pool.
+///
+/// From [`Keeper::get`](crate::Keeper::get) it is a share of a multiplexed connection: cheap,
+/// concurrent, and it refuses commands that would change state for every other user (SELECT,
+/// WATCH/MULTI, SUBSCRIBE, blocking pops, CLIENT SETNAME, AUTH, …) with an error that points to
+/// [`Keeper::get_exclusive`](crate::Keeper::get_exclusive), whose connections are lent to one holder.
+/// An atomic pipeline (`redis::pipe().atomic()`) is sent as one unit and works on both.
+///
+/// ```no_run
+/// # async fn demo(keeper: redis_keeper::Keeper) -> Result<(), redis_keeper::Error> {
+/// use redis::AsyncCommands;
+/// let mut conn = keeper.get("main").await?;
+/// let _: () = conn.set("greeting", "hello").await?;
+/// let v: String = conn.get("greeting").await?;
+/// assert_eq!(v, "hello");
+/// # Ok(()) }
+/// ```
+pub struct PooledConnection {
+    db: Arc<Database>,
+    handle: Handle,
+}
+
+enum Handle {
+    Shared(Arc<SharedConn<RedisConn>>),
+    Exclusive(Exclusive),
+}
+
+struct Exclusive {
+    lease: Lease<RedisConn>,
+    session: Session,
+}
+
+/// Connection state an exclusive holder may have changed; any of it keeps the connection from
+/// being idled for the next holder.
+#[derive(Default)]
+struct Session {
+    selected_other_db: bool,
+    in_transaction: bool,
+    watching: bool,
+    changed_state: bool,
+    /// A command was sent and its future dropped before the reply: the reply may still arrive.
+    in_flight: bool,
+}
+
+impl Session {
+    fn is_clean(&self) -> bool {
+        !(self.selected_other_db
+            || self.in_transaction
+            || self.watching
+            || self.changed_state
+            || self.in_flight)
+    }
+
+    fn observe(&mut self, name: &[u8]) {
+        match upper(name).as_str() {
+            "SELECT" => self.selected_other_db = true,
+            "MULTI" => self.in_transaction = true,
+            "EXEC" | "DISCARD" => {
+                self.in_transaction = false;
+                self.watching = false;
+            }
+            "WATCH" => self.watching = true,
+            "UNWATCH" => self.watching = false,
+            "SUBSCRIBE" | "PSUBSCRIBE" | "SSUBSCRIBE" | "MONITOR" | "CLIENT" | "AUTH" | "HELLO"
+            | "RESET" | "READONLY" | "READWRITE" => self.changed_state = true,
+            _ => {}
+        }
+    }
+}
+
+impl PooledConnection {
+    pub(crate) fn shared(db: Arc<Database>, conn: Arc<SharedConn<RedisConn>>) -> Self {
+        DbCounters::bump(&db.counters().live_handles);
+        Self {
+            db,
+            handle: Handle::Shared(conn),
+        }
+    }
+
+    pub(crate) fn exclusive(db: Arc<Database>, lease: Lease<RedisConn>) -> Self {
+        DbCounters::bump(&db.counters().live_handles);
+        Self {
+            db,
+            handle: Handle::Exclusive(Exclusive {
+                lease,
+                session: Session::default(),
+            }),
+        }
+    }
+
+    /// The name of the database this connection serves.
+    pub fn database(&self) -> &str {
+        self.db.name()
+    }
+
+    /// The Redis db number this connection is on.
+    pub fn db_number(&self) -> u8 {
+        self.db.settings().db
+    }
+
+    /// Whether this is an exclusive (lent to one holder) connection.
+    pub fn is_exclusive(&self) -> bool {
+        matches!(self.handle, Handle::Exclusive(_))
+    }
+
+    async fn run(&mut self, req: CommandKind<'_>) -> Result<crate::database::Reply, Error> {
+        match &mut self.handle {
+            Handle::Shared(current) => {
+                refuse_on_shared(req)?;
+                // Spread requests over the database's shared connections; replace a broken one.
+                let conn = match self.db.shared.pick_ready() {
+                    Some(conn) => conn,
+                    None => self.db.shared_connection().await?,
+                };
+                *current = conn.clone();
+                self.db.execute(conn.conn(), req).await.map_err(|e| {
+                    if e.poisoned {
+                        conn.mark_broken();
+                    }
+                    e.error
+                })
+            }
+            Handle::Exclusive(ex) => {
+                for name in command_names(req) {
+                    ex.session.observe(name);
+                }
+                ex.session.in_flight = true;
+                let result = self.db.execute(ex.lease.conn_mut(), req).await;
+                ex.session.in_flight = false;
+                result.map_err(|e| {
+                    if e.poisoned {
+                        ex.lease.discard();
+                    }
+                    e.error
+                })
+            }
+        }
+    }
+}
+
+impl Drop for PooledConnection {
+    fn drop(&mut self) {
+        self.db
+            .counters()
+            .live_handles
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        if let Handle::Exclusive(ex) = &mut self.handle {
+            if !ex.session.is_clean() && !ex.lease.is_discarded() {
+                tracing::debug!(db = %self.db.name(), "closing a connection whose state was changed");
+                ex.lease.discard();
+            }
+        }
+    }
+}
+
+impl fmt::Debug for PooledConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PooledConnection")
+            .field("database", &self.db.name())
+            .field("exclusive", &self.is_exclusive())
+            .finish()
+    }
+}
+
+impl ConnectionLike for PooledConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            match self.run(CommandKind::Single(cmd)).await {
+                Ok(crate::database::Reply::One(v)) => Ok(v),
+                Ok(crate::database::Reply::Many(mut vs)) => Ok(vs.pop().unwrap_or(Value::Nil)),
+                Err(e) => Err(e.into_redis()),
+            }
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            match self.run(CommandKind::Pipeline(cmd, offset, count)).await {
+                Ok(crate::database::Reply::Many(vs)) => Ok(vs),
+                Ok(crate::database::Reply::One(v)) => Ok(vec![v]),
+                Err(e) => Err(e.into_redis()),
+            }
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        i64::from(self.db.settings().db)
+    }
+}
+
+fn upper(name: &[u8]) -> String {
+    String::from_utf8_lossy(name).to_ascii_uppercase()
+}
+
+/// The command names in a request (first argument of each command).
+fn command_names<'a>(req: CommandKind<'a>) -> Vec<&'a [u8]> {
+    let first = |cmd: &'a Cmd| match cmd.args_iter().next() {
+        Some(redis::Arg::Simple(name)) => Some(name),
+        _ => None,
+    };
+    match req {
+        CommandKind::Single(cmd) => first(cmd).into_iter().collect(),
+        CommandKind::Pipeline(p, _, _) => p.cmd_iter().filter_map(first).collect(),
+    }
+}
+
+/// Refuses, on a shared connection, commands that change state for every user of it.
+fn refuse_on_shared(req: CommandKind<'_>) -> Result<(), Error> {
+    let cmds: Vec<&Cmd> = match req {
+        CommandKind::Single(cmd) => vec![cmd],
+        CommandKind::Pipeline(p, _, _) => p.cmd_iter().collect(),
+    };
+    for cmd in cmds {
+        let mut args = cmd.args_iter().filter_map(|a| match a {
+            redis::Arg::Simple(bytes) => Some(upper(bytes)),
+            _ => None,
+        });
+        let Some(name) = args.next() else { continue };
+        let refused = match name.as_str() {
+            "SELECT" | "WATCH" | "UNWATCH" | "MULTI" | "EXEC" | "DISCARD" | "SUBSCRIBE"
+            | "PSUBSCRIBE" | "SSUBSCRIBE" | "UNSUBSCRIBE" | "PUNSUBSCRIBE" | "SUNSUBSCRIBE"
+            | "MONITOR" | "BLPOP" | "BRPOP" | "BRPOPLPUSH" | "BLMOVE" | "BLMPOP" | "BZPOPMIN"
+            | "BZPOPMAX" | "BZMPOP" | "WAIT" | "WAITAOF" | "AUTH" | "HELLO" | "RESET" | "QUIT"
+            | "READONLY" | "READWRITE" | "ASKING" => true,
+            "CLIENT" => matches!(
+                args.next().as_deref(),
+                Some(
+                    "SETNAME"
+                        | "SETINFO"
+                        | "REPLY"
+                        | "TRACKING"
+                        | "CACHING"
+                        | "NO-EVICT"
+                        | "NO-TOUCH"
+                )
+            ),
+            "XREAD" | "XREADGROUP" => args.any(|a| a == "BLOCK"),
+            _ => false,
+        };
+        if refused {
+            return Err(Error::NeedsExclusive { command: name });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_refuses_state_changing_commands_and_allows_the_rest() {
+        for c in ["SELECT", "watch", "MULTI", "BLPOP", "SUBSCRIBE", "AUTH"] {
+            let cmd = redis::cmd(c);
+            let err = refuse_on_shared(CommandKind::Single(&cmd)).unwrap_err();
+            assert!(err.to_string().contains("get_exclusive"), "{c}: {err}");
+        }
+        let mut setname = redis::cmd("CLIENT");
+        setname.arg("SETNAME").arg("x");
+        assert!(refuse_on_shared(CommandKind::Single(&setname)).is_err());
+        let mut id = redis::cmd("CLIENT");
+        id.arg("ID");
+        assert!(refuse_on_shared(CommandKind::Single(&id)).is_ok());
+        let mut xread = redis::cmd("XREAD");
+        xread.arg("BLOCK").arg(0).arg("STREAMS").arg("s").arg("$");
+        assert!(refuse_on_shared(CommandKind::Single(&xread)).is_err());
+        let mut get = redis::cmd("GET");
+        get.arg("k");
+        assert!(refuse_on_shared(CommandKind::Single(&get)).is_ok());
+        let mut p = redis::pipe();
+        p.set("a", 1).cmd("SELECT").arg(2);
+        assert!(refuse_on_shared(CommandKind::Pipeline(&p, 0, 2)).is_err());
+    }
+
+    #[test]
+    fn session_tracks_state_that_forbids_reuse() {
+        let mut s = Session::default();
+        assert!(s.is_clean());
+        s.observe(b"watch");
+        assert!(!s.is_clean());
+        s.observe(b"EXEC");
+        assert!(s.is_clean());
+        s.observe(b"SELECT");
+        assert!(!s.is_clean());
+    }
+}

@@ -1,0 +1,68 @@
+//! The background task of one database: the idle sweep and the health checks, on one timer.
+
+use std::sync::Arc;
+
+use futures::future::{abortable, AbortHandle};
+
+use super::Database;
+use crate::stats::DbCounters;
+
+/// Spawns the database's background loop; abort the returned handle to stop it.
+pub(crate) fn spawn_background(db: Arc<Database>) -> AbortHandle {
+    let spawner = db.runtime.spawner().clone();
+    let (task, handle) = abortable(async move {
+        // Bounded by abort (close); each round sleeps to a strictly later deadline.
+        loop {
+            let next = {
+                let p = db.policies();
+                p.health.next_deadline()
+            };
+            let sweep = db.pool.next_sweep();
+            let next = next.map_or(sweep, |health| health.min(sweep));
+            db.runtime.clock().sleep_until(next).await;
+            let now = db.now();
+            db.pool.sweep(now);
+            let due = db.policies().health.due(now);
+            if due {
+                db.health_check().await;
+            }
+        }
+    });
+    spawner.spawn(Box::pin(async move {
+        let _ = task.await;
+    }));
+    handle
+}
+
+impl Database {
+    /// One health check: PING on a shared connection (opening one if none is ready: this is
+    /// the reconnection path). Results feed the breaker and readiness. Skipped while the
+    /// breaker is open, so an open breaker sees no network traffic.
+    pub(crate) async fn health_check(self: &Arc<Self>) -> bool {
+        let now = self.now();
+        self.policies().health.on_check_started(now);
+        DbCounters::bump(&self.counters.health_checks);
+        let ok = match self.ensure_admitted() {
+            Err(_) => false,
+            Ok(()) => match self.shared_connection().await {
+                Ok(conn) => match self.validate(conn.conn()).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        if e.failure_kind().is_some_and(|k| k.poisons_connection()) {
+                            conn.mark_broken();
+                        }
+                        false
+                    }
+                },
+                Err(_) => false,
+            },
+        };
+        if !ok {
+            DbCounters::bump(&self.counters.health_failed);
+            tracing::warn!(db = %self.name, "health check failed");
+        }
+        let now = self.now();
+        self.policies().health.on_check_finished(now);
+        ok
+    }
+}

@@ -1,0 +1,149 @@
+//! Running user commands through a database's policies: readiness first, then the breaker, a
+//! clock-owned response timeout, and outcome reporting. A command that got `-LOADING` was not
+//! executed, so it is sent again once the server is ready; nothing else is ever resent.
+
+use std::io;
+
+use redis::{Cmd, Pipeline, Value};
+
+use super::{Database, RedisConn};
+use crate::classify::classify;
+use crate::policy::FailureKind;
+use crate::seams::timeout_at;
+use crate::stats::DbCounters;
+use crate::Error;
+
+/// A request: one command, or a packed pipeline with the replies to keep.
+#[derive(Clone, Copy)]
+pub(crate) enum CommandKind<'a> {
+    /// One command.
+    Single(&'a Cmd),
+    /// A pipeline: skip `offset` replies, keep `count`.
+    Pipeline(&'a Pipeline, usize, usize),
+}
+
+/// The reply to a request.
+pub(crate) enum Reply {
+    One(Value),
+    Many(Vec<Value>),
+}
+
+/// A failed request, and whether its connection must be closed.
+pub(crate) struct CommandError {
+    pub(crate) error: Error,
+    pub(crate) poisoned: bool,
+}
+
+impl From<Error> for CommandError {
+    fn from(error: Error) -> Self {
+        Self {
+            error,
+            poisoned: false,
+        }
+    }
+}
+
+/// How many times a request rejected with `LOADING` is sent again (each after readiness).
+const MAX_LOADING_RESENDS: usize = 8;
+
+impl Database {
+    /// Runs `req` on `conn` under the database's policies.
+    pub(crate) async fn execute(
+        &self,
+        conn: &RedisConn,
+        req: CommandKind<'_>,
+    ) -> Result<Reply, CommandError> {
+        for _ in 0..=MAX_LOADING_RESENDS {
+            if self.is_loading() {
+                self.wait_ready(conn).await.map_err(|e| self.failed(e))?;
+            }
+            let permit = self.breaker_permit().map_err(|e| self.failed(e))?;
+            let started = self.now();
+            let mut mc = conn.inner.clone();
+            let send = async move {
+                match req {
+                    CommandKind::Single(cmd) => mc.send_packed_command(cmd).await.map(Reply::One),
+                    CommandKind::Pipeline(p, offset, count) => mc
+                        .send_packed_commands(p, offset, count)
+                        .await
+                        .map(Reply::Many),
+                }
+            };
+            let deadline = started + self.settings.response_timeout;
+            let result = match timeout_at(&**self.runtime.clock(), deadline, send).await {
+                Ok(result) => result,
+                Err(_) => Err(redis::RedisError::from(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "no reply within {:?} from database `{}`",
+                        self.settings.response_timeout, self.name
+                    ),
+                ))),
+            };
+            let now = self.now();
+            match result {
+                Ok(reply) if all_loading(&reply) => {
+                    self.breaker_report(permit, true);
+                    self.enter_loading();
+                }
+                Ok(reply) => {
+                    self.breaker_report(permit, true);
+                    self.counters
+                        .record_latency(now.saturating_duration_since(started));
+                    if is_error_reply(&reply) {
+                        DbCounters::bump(&self.counters.failed);
+                    } else {
+                        DbCounters::bump(&self.counters.ok);
+                    }
+                    return Ok(reply);
+                }
+                Err(err) => {
+                    let kind = classify(&err);
+                    if kind == FailureKind::Loading {
+                        self.breaker_report(permit, true);
+                        self.enter_loading();
+                        continue;
+                    }
+                    self.breaker_report(permit, !kind.trips_breaker());
+                    if kind.poisons_connection() {
+                        tracing::warn!(db = %self.name, error = %err, "connection failed; closing it");
+                    }
+                    return Err(CommandError {
+                        error: self.failed(Error::Redis(err)),
+                        poisoned: kind.poisons_connection(),
+                    });
+                }
+            }
+        }
+        Err(CommandError::from(self.failed(Error::NotReady {
+            db: self.name.to_string(),
+            waited: self.settings.readiness.loading_timeout,
+        })))
+    }
+
+    /// Counts a failed operation and remembers its error.
+    pub(crate) fn failed(&self, e: Error) -> Error {
+        DbCounters::bump(&self.counters.failed);
+        self.record_error(&e);
+        e
+    }
+}
+
+fn loading_value(v: &Value) -> bool {
+    matches!(v, Value::ServerError(e) if e.code() == "LOADING")
+}
+
+/// Every reply is `-LOADING`: nothing was executed, so sending again is safe.
+fn all_loading(reply: &Reply) -> bool {
+    match reply {
+        Reply::One(v) => loading_value(v),
+        Reply::Many(vs) => !vs.is_empty() && vs.iter().all(loading_value),
+    }
+}
+
+fn is_error_reply(reply: &Reply) -> bool {
+    match reply {
+        Reply::One(v) => matches!(v, Value::ServerError(_)),
+        Reply::Many(vs) => vs.iter().any(|v| matches!(v, Value::ServerError(_))),
+    }
+}

@@ -1,0 +1,329 @@
+//! Opening connections: transport, handshake and a first PING under the connect timeout, the
+//! retry schedule between attempts, and the readiness wait that rides out `LOADING`.
+
+use std::io;
+use std::sync::Arc;
+
+use redis::aio::MultiplexedConnection;
+use redis::AsyncConnectionConfig;
+
+use super::{Database, RedisConn};
+use crate::classify::classify;
+use crate::policy::{
+    BreakerState, FailureKind, ProbeOutcome, ReadinessAction, ReadinessState, RetryDecision,
+    RetrySchedule,
+};
+use crate::pool::SharedConn;
+use crate::pool::{Checkout, Lease, PoolError};
+use crate::seams::timeout_at;
+use crate::stats::DbCounters;
+use crate::Error;
+
+/// A failed network step: what the policies see, and the error itself.
+pub(crate) type Failure = (FailureKind, redis::RedisError);
+
+fn timed_out(what: &str, kind: FailureKind) -> Failure {
+    (
+        kind,
+        redis::RedisError::from(io::Error::new(io::ErrorKind::TimedOut, what.to_string())),
+    )
+}
+
+impl Database {
+    /// Opens one ready connection, following the retry schedule; every attempt asks the breaker.
+    pub(crate) async fn open(&self) -> Result<RedisConn, Error> {
+        let mut schedule = RetrySchedule::new(self.policy.retry.clone());
+        loop {
+            let permit = self.breaker_permit()?;
+            match self.connect_once().await {
+                Ok((conn, loading)) => {
+                    self.breaker_report(permit, true);
+                    DbCounters::bump(&self.counters.created);
+                    tracing::debug!(db = %self.name, "connection opened");
+                    if loading {
+                        self.enter_loading();
+                        self.wait_ready(&conn).await?;
+                    } else {
+                        self.policies().readiness.on_ready();
+                    }
+                    return Ok(conn);
+                }
+                Err((kind, err)) => {
+                    self.breaker_report(permit, !kind.trips_breaker());
+                    DbCounters::bump(&self.counters.connect_failed);
+                    if kind == FailureKind::Auth {
+                        let e = Error::Auth {
+                            db: self.name.to_string(),
+                            source: err,
+                        };
+                        self.record_error(&e);
+                        return Err(e);
+                    }
+                    let now = self.now();
+                    let decision = {
+                        let mut p = self.policies();
+                        let p = &mut *p;
+                        schedule.on_failure(now, kind, &mut p.rng)
+                    };
+                    match decision {
+                        RetryDecision::RetryAt(at) => {
+                            DbCounters::bump(&self.counters.retries);
+                            tracing::info!(db = %self.name, error = %err, wait = ?at.saturating_duration_since(now), "connect failed; retrying");
+                            self.runtime.clock().sleep_until(at).await;
+                        }
+                        RetryDecision::GiveUp { attempts, .. } => {
+                            let e = Error::Connect {
+                                db: self.name.to_string(),
+                                attempts,
+                                source: err,
+                            };
+                            self.record_error(&e);
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// One attempt: connect, handshake (AUTH, SELECT), PING — all under the connect timeout.
+    /// Returns the connection and whether the server answered the PING with `LOADING`.
+    async fn connect_once(&self) -> Result<(RedisConn, bool), Failure> {
+        let clock = self.runtime.clock();
+        let deadline = clock.now() + self.settings.connect_timeout;
+        let attempt = async {
+            let stream = self
+                .runtime
+                .transport()
+                .connect(&self.settings.endpoint, &self.settings.tcp)
+                .await
+                .map_err(|e| {
+                    let e = redis::RedisError::from(e);
+                    (classify(&e), e)
+                })?;
+            let config = AsyncConnectionConfig::new()
+                .set_response_timeout(None)
+                .set_connection_timeout(None);
+            let (inner, driver) =
+                MultiplexedConnection::new_with_config(&self.conn_info, stream, config)
+                    .await
+                    .map_err(|e| (classify(&e), e))?;
+            let (driver, abort) = futures::future::abortable(driver);
+            self.runtime.spawner().spawn(Box::pin(async move {
+                let _ = driver.await;
+            }));
+            let conn = RedisConn::new(inner, abort);
+            match ping(&conn).await {
+                Ok(()) => Ok((conn, false)),
+                Err((FailureKind::Loading, _)) => Ok((conn, true)),
+                Err(failure) => Err(failure),
+            }
+        };
+        match timeout_at(&**clock, deadline, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(timed_out("connect timed out", FailureKind::ConnectTimeout)),
+        }
+    }
+
+    /// Marks the start (or continuation) of a `LOADING` episode.
+    pub(crate) fn enter_loading(&self) {
+        let now = self.now();
+        let mut p = self.policies();
+        let was_ready = matches!(p.readiness.state(), ReadinessState::Ready);
+        p.readiness.on_loading(now);
+        drop(p);
+        if was_ready {
+            DbCounters::bump(&self.counters.loading_episodes);
+            tracing::warn!(db = %self.name, "server is loading its dataset; waiting");
+        }
+    }
+
+    /// Whether a `LOADING` episode is under way (callers wait before sending).
+    pub(crate) fn is_loading(&self) -> bool {
+        matches!(
+            self.policies().readiness.state(),
+            ReadinessState::Loading { .. }
+        )
+    }
+
+    /// Waits until the server answers PING, probing on `conn` when it is this caller's turn
+    /// (one probe in flight per database), or gives up with `NotReady` at the loading timeout.
+    pub(crate) async fn wait_ready(&self, conn: &RedisConn) -> Result<(), Error> {
+        let started = self.now();
+        // Bounded: each round either probes, sleeps to a later deadline, or returns.
+        for _ in 0..100_000 {
+            let listener = self.ready_changed.listen();
+            let now = self.now();
+            let action = self.policies().readiness.poll(now);
+            match action {
+                ReadinessAction::Ready => return Ok(()),
+                ReadinessAction::GiveUp => {
+                    tracing::error!(db = %self.name, "readiness timed out: still loading");
+                    let e = Error::NotReady {
+                        db: self.name.to_string(),
+                        waited: now.saturating_duration_since(started),
+                    };
+                    self.record_error(&e);
+                    return Err(e);
+                }
+                ReadinessAction::SendProbe(token) => {
+                    let result = ping(conn).await;
+                    let outcome = match &result {
+                        Ok(()) => ProbeOutcome::Ready,
+                        Err((FailureKind::Loading, _)) => ProbeOutcome::Loading,
+                        Err(_) => ProbeOutcome::Failed,
+                    };
+                    let now = self.now();
+                    self.policies()
+                        .readiness
+                        .on_probe_result(now, token, outcome);
+                    self.ready_changed.notify(usize::MAX);
+                    tracing::debug!(db = %self.name, ?outcome, "readiness probe");
+                    if outcome == ProbeOutcome::Ready {
+                        tracing::info!(db = %self.name, "server finished loading");
+                    }
+                    if let Err((kind, err)) = result {
+                        if kind != FailureKind::Loading {
+                            return Err(Error::Redis(err));
+                        }
+                    }
+                }
+                ReadinessAction::WaitUntil(at) => {
+                    let sleep = self.runtime.clock().sleep_until(at);
+                    futures::future::select(listener, sleep).await;
+                }
+            }
+        }
+        Err(Error::NotReady {
+            db: self.name.to_string(),
+            waited: self.now().saturating_duration_since(started),
+        })
+    }
+
+    /// An exclusive connection: idle (validated if it sat idle long), or newly opened.
+    pub(crate) async fn checkout_exclusive(&self) -> Result<Lease<RedisConn>, Error> {
+        self.ensure_admitted()?;
+        let deadline = self.now() + self.settings.pool_wait_timeout;
+        // Bounded: each round consumes an idle connection or ends.
+        for _ in 0..10_000 {
+            match self.pool.checkout(deadline).await {
+                Err(e) => return Err(self.pool_error(e)),
+                Ok(Checkout::Idle(mut lease)) => {
+                    let now = self.now();
+                    let check = self
+                        .policies()
+                        .health
+                        .needs_checkout_check(now, lease.meta().returned_at);
+                    if check && self.validate(lease.conn_mut()).await.is_err() {
+                        lease.discard();
+                        continue;
+                    }
+                    return Ok(lease);
+                }
+                Ok(Checkout::Connect(permit)) => {
+                    let conn = self.open().await?;
+                    return Ok(permit.into_lease(conn));
+                }
+            }
+        }
+        Err(self.pool_error(PoolError::Timeout {
+            waited: self.settings.pool_wait_timeout,
+        }))
+    }
+
+    /// A shared connection, opening one in an empty or broken slot.
+    pub(crate) async fn shared_connection(
+        self: &Arc<Self>,
+    ) -> Result<Arc<SharedConn<RedisConn>>, Error> {
+        if let Some(conn) = self.shared.pick_ready() {
+            return Ok(conn);
+        }
+        let this = self.clone();
+        self.shared
+            .get(move || {
+                Box::pin(async move {
+                    let lease = this.checkout_exclusive().await?;
+                    Ok(lease.into_shared())
+                })
+            })
+            .await
+            .map_err(|e| Arc::try_unwrap(e).unwrap_or_else(|e| e.duplicate()))
+    }
+
+    /// Fails at once with `CircuitOpen` when the breaker would reject a network call now.
+    pub(crate) fn ensure_admitted(&self) -> Result<(), Error> {
+        let now = self.now();
+        let p = self.policies();
+        if p.breaker.would_allow(now) {
+            return Ok(());
+        }
+        let retry_after = match p.breaker.state() {
+            BreakerState::Open { until } => until.saturating_duration_since(now),
+            BreakerState::HalfOpen { probe_since } => {
+                (probe_since + self.policy.breaker.open_for).saturating_duration_since(now)
+            }
+            BreakerState::Closed { .. } => std::time::Duration::ZERO,
+        };
+        drop(p);
+        DbCounters::bump(&self.counters.rejected);
+        Err(Error::CircuitOpen {
+            db: self.name.to_string(),
+            retry_after,
+        })
+    }
+
+    fn pool_error(&self, e: PoolError) -> Error {
+        let e = match e {
+            PoolError::Closed => Error::Closed,
+            PoolError::Timeout { waited } => Error::PoolTimeout {
+                db: self.name.to_string(),
+                waited,
+            },
+        };
+        self.record_error(&e);
+        e
+    }
+
+    /// PINGs a connection through the breaker; used for idle validation and health checks.
+    pub(crate) async fn validate(&self, conn: &RedisConn) -> Result<(), Error> {
+        let permit = self.breaker_permit()?;
+        let result = timeout_at(
+            &**self.runtime.clock(),
+            self.now() + self.settings.response_timeout,
+            ping(conn),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(timed_out(
+                "response timed out",
+                FailureKind::ResponseTimeout,
+            ))
+        });
+        match result {
+            Ok(()) => {
+                self.breaker_report(permit, true);
+                Ok(())
+            }
+            Err((kind, err)) => {
+                self.breaker_report(permit, !kind.trips_breaker());
+                if kind == FailureKind::Loading {
+                    self.enter_loading();
+                }
+                Err(Error::Redis(err))
+            }
+        }
+    }
+}
+
+/// Sends PING and reads the reply; an error reply comes back as a failure.
+pub(crate) async fn ping(conn: &RedisConn) -> Result<(), Failure> {
+    let mut mc = conn.inner.clone();
+    match mc.send_packed_command(&redis::cmd("PING")).await {
+        Ok(redis::Value::ServerError(e)) => {
+            let e = redis::RedisError::from(e);
+            Err((classify(&e), e))
+        }
+        Ok(_) => Ok(()),
+        Err(e) => Err((classify(&e), e)),
+    }
+}

@@ -1,0 +1,182 @@
+//! One named database: its pools, its policies and its statistics — the only place they meet.
+
+mod background;
+mod command;
+mod conn;
+mod connect;
+mod settings;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use crate::config::DatabaseSettings;
+use crate::policy::{
+    CircuitBreaker, HealthSchedule, HealthState, Permit, Readiness, Rejected, Transition,
+};
+use crate::pool::{Pool, SharedSlots};
+use crate::seams::Runtime;
+use crate::stats::{DatabaseStats, DbCounters};
+use crate::{Error, Rng};
+
+pub(crate) use background::spawn_background;
+pub(crate) use command::{CommandKind, Reply};
+pub(crate) use conn::RedisConn;
+
+/// The policies of one database, behind one short-held lock.
+struct Policies {
+    breaker: CircuitBreaker,
+    readiness: Readiness,
+    health: HealthSchedule,
+    rng: Rng,
+}
+
+/// One configured database.
+pub(crate) struct Database {
+    name: Arc<str>,
+    settings: DatabaseSettings,
+    runtime: Runtime,
+    conn_info: redis::RedisConnectionInfo,
+    policy: settings::PolicySettings,
+    policies: Mutex<Policies>,
+    pool: Pool<RedisConn>,
+    pub(crate) shared: SharedSlots<RedisConn, Error>,
+    counters: DbCounters,
+    /// Notified whenever a readiness probe finishes, so waiters re-check at once.
+    ready_changed: event_listener::Event,
+    started: Instant,
+}
+
+impl Database {
+    pub(crate) fn new(settings: DatabaseSettings, runtime: Runtime, rng: Rng) -> Arc<Self> {
+        let now = runtime.clock().now();
+        let policy = settings::PolicySettings::from(&settings);
+        let conn_info = settings::connection_info(&settings);
+        Arc::new(Self {
+            name: Arc::from(settings.name.as_str()),
+            pool: Pool::new(
+                runtime.clock().clone(),
+                settings.max_connections as usize,
+                policy.idle.clone(),
+            ),
+            shared: SharedSlots::new(settings.shared_connections as usize),
+            policies: Mutex::new(Policies {
+                breaker: CircuitBreaker::new(policy.breaker.clone()),
+                readiness: Readiness::new(policy.readiness.clone()),
+                health: HealthSchedule::new(policy.health.clone(), now),
+                rng,
+            }),
+            policy,
+            counters: DbCounters::default(),
+            ready_changed: event_listener::Event::new(),
+            conn_info,
+            settings,
+            runtime,
+            started: now,
+        })
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn settings(&self) -> &DatabaseSettings {
+        &self.settings
+    }
+
+    pub(crate) fn now(&self) -> Instant {
+        self.runtime.clock().now()
+    }
+
+    fn policies(&self) -> MutexGuard<'_, Policies> {
+        self.policies.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Asks the breaker for permission to touch the network.
+    pub(crate) fn breaker_permit(&self) -> Result<Permit, Error> {
+        let now = self.now();
+        let result = self.policies().breaker.try_acquire(now);
+        result.map_err(|Rejected { retry_after, .. }| {
+            DbCounters::bump(&self.counters.rejected);
+            Error::CircuitOpen {
+                db: self.name.to_string(),
+                retry_after,
+            }
+        })
+    }
+
+    /// Reports a network outcome to the breaker: `Ok` for any reply, `Err` for a transport failure.
+    pub(crate) fn breaker_report(&self, permit: Permit, transport_ok: bool) {
+        let now = self.now();
+        let transition = {
+            let mut p = self.policies();
+            if transport_ok {
+                p.breaker.on_success(now, permit)
+            } else {
+                p.breaker.on_failure(now, permit)
+            }
+        };
+        if let Some(t) = transition {
+            self.log_breaker(t);
+        }
+    }
+
+    fn log_breaker(&self, t: Transition) {
+        use crate::policy::BreakerStateKind;
+        if t.to == BreakerStateKind::Open && t.from == BreakerStateKind::Closed {
+            DbCounters::bump(&self.counters.trips);
+        }
+        tracing::warn!(db = %self.name, from = ?t.from, to = ?t.to, "circuit breaker transition");
+    }
+
+    /// The database's health now.
+    pub(crate) fn health(&self) -> HealthState {
+        let p = self.policies();
+        HealthState::assess(&p.breaker.state(), &p.readiness.state())
+    }
+
+    pub(crate) fn stats(&self) -> DatabaseStats {
+        let now = self.now();
+        let mut out = DatabaseStats {
+            name: self.name.to_string(),
+            db: self.settings.db,
+            health: Some(self.health()),
+            uptime: now.saturating_duration_since(self.started),
+            pool: self.pool.stats(now),
+            ..DatabaseStats::default()
+        };
+        self.counters.fill(now, &mut out);
+        out
+    }
+
+    pub(crate) fn counters(&self) -> &DbCounters {
+        &self.counters
+    }
+
+    pub(crate) fn pool(&self) -> &Pool<RedisConn> {
+        &self.pool
+    }
+
+    pub(crate) fn record_error(&self, err: &Error) {
+        self.counters.record_error(err.to_string(), self.now());
+    }
+
+    /// Closes the pools: idle and shared connections now, lent ones when they come back.
+    pub(crate) fn close(&self) {
+        self.pool.close();
+        self.shared.clear();
+    }
+
+    /// Checks the pool's accounting invariants (tests, simulator).
+    pub(crate) fn check_invariants(&self) -> Result<(), String> {
+        self.pool.check_invariants()
+    }
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("name", &self.name)
+            .field("db", &self.settings.db)
+            .finish_non_exhaustive()
+    }
+}

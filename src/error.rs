@@ -1,0 +1,196 @@
+//! The crate's error type: one typed variant per way a Keeper call can fail.
+
+use std::time::Duration;
+
+use crate::config::ConfigError;
+use crate::policy::FailureKind;
+
+/// Everything a [`Keeper`](crate::Keeper) call can fail with.
+///
+/// Messages are short and lowercase, name the database and never contain a secret.
+///
+/// ```
+/// use std::time::Duration;
+/// use redis_keeper::Error;
+/// let e = Error::PoolTimeout { db: "main".into(), waited: Duration::from_secs(5) };
+/// assert!(e.is_timeout());
+/// assert!(e.is_retryable());
+/// assert_eq!(e.to_string(), "timed out after 5s waiting for a connection to database `main`");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The name is not one of the configured databases (never silently mapped to db 0).
+    #[error("unknown database `{name}` (configured: {known})")]
+    UnknownDatabase {
+        /// The name asked for.
+        name: String,
+        /// The configured names, comma-separated.
+        known: String,
+    },
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// No connection became free before the pool's wait timeout.
+    #[error("timed out after {waited:?} waiting for a connection to database `{db}`")]
+    PoolTimeout {
+        /// The database.
+        db: String,
+        /// How long the caller waited.
+        waited: Duration,
+    },
+    /// The circuit breaker is open: no connection attempt was made.
+    #[error("circuit open for database `{db}`: retry after {retry_after:?}")]
+    CircuitOpen {
+        /// The database.
+        db: String,
+        /// When the breaker will admit a probe.
+        retry_after: Duration,
+    },
+    /// The server kept answering `LOADING` past the readiness timeout.
+    #[error("database `{db}` not ready: server still loading its dataset after {waited:?}")]
+    NotReady {
+        /// The database.
+        db: String,
+        /// How long the caller waited for readiness.
+        waited: Duration,
+    },
+    /// The server refused the credentials.
+    #[error("authentication failed for database `{db}`: {source}")]
+    Auth {
+        /// The database.
+        db: String,
+        /// The server's reply.
+        #[source]
+        source: redis::RedisError,
+    },
+    /// Opening a connection failed (after the retry schedule, when the failure was retryable).
+    #[error("could not connect to database `{db}` after {attempts} attempt(s): {source}")]
+    Connect {
+        /// The database.
+        db: String,
+        /// How many attempts were made.
+        attempts: u32,
+        /// The last failure.
+        #[source]
+        source: redis::RedisError,
+    },
+    /// A command on a shared (multiplexed) connection would change state for every user of it.
+    #[error(
+        "`{command}` changes connection state and cannot run on a shared connection: use `get_exclusive`"
+    )]
+    NeedsExclusive {
+        /// The refused command.
+        command: String,
+    },
+    /// A blocking call was made from inside an async task, where it would stall the executor.
+    #[error("blocking call made from inside an async runtime: use the async API there")]
+    BlockingInAsync,
+    /// The Keeper was closed.
+    #[error("the keeper is closed")]
+    Closed,
+    /// A command failed: the server's error reply or a transport failure.
+    #[error(transparent)]
+    Redis(#[from] redis::RedisError),
+}
+
+impl Error {
+    /// Whether the error is a timeout (pool wait, connect, response, readiness).
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            Self::PoolTimeout { .. } | Self::NotReady { .. } => true,
+            Self::Connect { source, .. } | Self::Redis(source) => {
+                crate::classify::classify(source).is_timeout()
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether trying the same call again later may succeed.
+    ///
+    /// Note: a command that failed after it may have reached the server is retryable only if it
+    /// is idempotent; that is the caller's call. The Keeper itself never retries it.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::PoolTimeout { .. }
+            | Self::CircuitOpen { .. }
+            | Self::NotReady { .. }
+            | Self::Connect { .. } => true,
+            Self::Redis(source) => crate::classify::classify(source).is_retryable(),
+            _ => false,
+        }
+    }
+
+    /// The failure kind, as the policies see it, when the error came from Redis or the network.
+    pub fn failure_kind(&self) -> Option<FailureKind> {
+        match self {
+            Self::Redis(source) | Self::Connect { source, .. } => {
+                Some(crate::classify::classify(source))
+            }
+            Self::Auth { .. } => Some(FailureKind::Auth),
+            Self::CircuitOpen { .. } => Some(FailureKind::CircuitOpen),
+            Self::NotReady { .. } => Some(FailureKind::Loading),
+            _ => None,
+        }
+    }
+
+    /// A copy of this error for every caller that waited on the same operation.
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Self::UnknownDatabase { name, known } => Self::UnknownDatabase {
+                name: name.clone(),
+                known: known.clone(),
+            },
+            Self::Config(e) => Self::Config(e.clone()),
+            Self::PoolTimeout { db, waited } => Self::PoolTimeout {
+                db: db.clone(),
+                waited: *waited,
+            },
+            Self::CircuitOpen { db, retry_after } => Self::CircuitOpen {
+                db: db.clone(),
+                retry_after: *retry_after,
+            },
+            Self::NotReady { db, waited } => Self::NotReady {
+                db: db.clone(),
+                waited: *waited,
+            },
+            Self::Auth { db, source } => Self::Auth {
+                db: db.clone(),
+                source: source.clone(),
+            },
+            Self::Connect {
+                db,
+                attempts,
+                source,
+            } => Self::Connect {
+                db: db.clone(),
+                attempts: *attempts,
+                source: source.clone(),
+            },
+            Self::NeedsExclusive { command } => Self::NeedsExclusive {
+                command: command.clone(),
+            },
+            Self::BlockingInAsync => Self::BlockingInAsync,
+            Self::Closed => Self::Closed,
+            Self::Redis(e) => Self::Redis(e.clone()),
+        }
+    }
+
+    /// Converts into a [`redis::RedisError`] for the `ConnectionLike` trait methods, keeping the
+    /// message (the redis-rs traits can only return their own error type).
+    pub(crate) fn into_redis(self) -> redis::RedisError {
+        match self {
+            Self::Redis(e) => e,
+            Self::Connect { source, .. } | Self::Auth { source, .. } => source,
+            other if other.is_timeout() => redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                other.to_string(),
+            )),
+            other => redis::RedisError::from((
+                redis::ErrorKind::Client,
+                "redis-keeper",
+                other.to_string(),
+            )),
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! `Keeper`: the manager. Names → databases, each with its pools, policies, stats and background
+//! task; the async API (`get`, `get_exclusive`, `pipeline`, shortcuts, stats, health, close).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use futures::future::AbortHandle;
+use serde::Serialize;
+
+use crate::config::KeeperConfig;
+use crate::connection::PooledConnection;
+use crate::database::{spawn_background, Database};
+use crate::policy::HealthState;
+use crate::pool::PoolStats;
+use crate::stats::ManagerStats;
+use crate::{Error, KeeperBuilder};
+
+/// The manager of every named database. Cheap to clone (clones share everything).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), redis_keeper::Error> {
+/// use redis::AsyncCommands;
+/// use redis_keeper::{Keeper, KeeperConfig, RedisDatabase};
+/// let keeper = Keeper::new(KeeperConfig::discover()?)?;
+/// let mut conn = keeper.get(RedisDatabase::Knowledge).await?;
+/// let _: () = conn.set("embedding:1", "…").await?;
+/// let results: (i64, i64) = keeper
+///     .pipeline("main", |p| {
+///         p.incr("hits", 1).incr("hits", 1);
+///     })
+///     .await?;
+/// assert_eq!(results.1, results.0 + 1);
+/// keeper.close().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Keeper {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    databases: BTreeMap<String, Arc<Database>>,
+    runtime_name: &'static str,
+    clock: Arc<dyn crate::seams::Clock>,
+    started: Instant,
+    closed: AtomicBool,
+    tasks: Mutex<Vec<AbortHandle>>,
+}
+
+/// Health of every database, from [`Keeper::health`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HealthReport {
+    /// Per database name.
+    pub databases: BTreeMap<String, HealthState>,
+}
+
+impl HealthReport {
+    /// Whether every database is Healthy.
+    pub fn all_healthy(&self) -> bool {
+        self.databases.values().all(|h| *h == HealthState::Healthy)
+    }
+}
+
+impl Keeper {
+    /// Builds a Keeper from `config` on the runtime it is called from (tokio inside a tokio
+    /// runtime, else smol), with the process environment and no service registry.
+    pub fn new(config: KeeperConfig) -> Result<Keeper, Error> {
+        KeeperBuilder::new(config).build()
+    }
+
+    /// A builder to choose the runtime, a service registry, a clock or a seed.
+    pub fn builder(config: KeeperConfig) -> KeeperBuilder {
+        KeeperBuilder::new(config)
+    }
+
+    pub(crate) fn from_parts(
+        databases: BTreeMap<String, Arc<Database>>,
+        runtime: &crate::seams::Runtime,
+        background: bool,
+    ) -> Keeper {
+        let tasks = if background {
+            databases
+                .values()
+                .map(|db| spawn_background(db.clone()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Keeper {
+            inner: Arc::new(Inner {
+                databases,
+                runtime_name: runtime.name(),
+                clock: runtime.clock().clone(),
+                started: runtime.clock().now(),
+                closed: AtomicBool::new(false),
+                tasks: Mutex::new(tasks),
+            }),
+        }
+    }
+
+    pub(crate) fn database(&self, name: &str) -> Result<&Arc<Database>, Error> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        self.inner
+            .databases
+            .get(name)
+            .ok_or_else(|| Error::UnknownDatabase {
+                name: name.to_string(),
+                known: self.names().collect::<Vec<_>>().join(", "),
+            })
+    }
+
+    /// The configured database names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.inner.databases.keys().map(String::as_str)
+    }
+
+    /// The runtime the Keeper runs on (`"tokio"`, `"smol"`, `"sim"`, …).
+    pub fn runtime_name(&self) -> &'static str {
+        self.inner.runtime_name
+    }
+
+    /// A share of one of the database's multiplexed connections: cheap, concurrent, the
+    /// default. Fails at once with `CircuitOpen` while the breaker is open.
+    pub async fn get(&self, db: impl AsRef<str>) -> Result<PooledConnection, Error> {
+        let db = self.database(db.as_ref())?;
+        db.ensure_admitted()?;
+        let conn = db.shared_connection().await?;
+        Ok(PooledConnection::shared(db.clone(), conn))
+    }
+
+    /// A connection lent to this caller alone, for WATCH/MULTI, blocking commands and anything
+    /// that changes connection state. Waits up to the pool wait timeout (`PoolTimeout`).
+    pub async fn get_exclusive(&self, db: impl AsRef<str>) -> Result<PooledConnection, Error> {
+        let db = self.database(db.as_ref())?;
+        let lease = db.checkout_exclusive().await?;
+        Ok(PooledConnection::exclusive(db.clone(), lease))
+    }
+
+    /// Builds a pipeline with `build`, runs it on a shared connection and returns its results
+    /// (any `FromRedisValue`, e.g. a tuple). Call `p.atomic()` inside `build` for MULTI/EXEC.
+    pub async fn pipeline<T, F>(&self, db: impl AsRef<str>, build: F) -> Result<T, Error>
+    where
+        T: redis::FromRedisValue,
+        F: FnOnce(&mut redis::Pipeline),
+    {
+        let mut pipe = redis::pipe();
+        build(&mut pipe);
+        let mut conn = self.get(db).await?;
+        Ok(pipe.query_async(&mut conn).await?)
+    }
+
+    /// A snapshot of every database's and pool's statistics.
+    pub fn stats(&self) -> ManagerStats {
+        let mut out = ManagerStats {
+            uptime: self
+                .inner
+                .clock
+                .now()
+                .saturating_duration_since(self.inner.started),
+            ..ManagerStats::default()
+        };
+        for (name, db) in &self.inner.databases {
+            let s = db.stats();
+            out.total_databases += 1;
+            match s.health {
+                Some(HealthState::Healthy) => out.healthy_databases += 1,
+                Some(HealthState::Degraded) => out.degraded_databases += 1,
+                _ => out.failed_databases += 1,
+            }
+            out.successful_operations += s.successful_operations;
+            out.failed_operations += s.failed_operations;
+            out.pool_hits += s.pool.hits;
+            out.pool_misses += s.pool.misses;
+            out.live_handles += s.live_handles;
+            out.databases.insert(name.clone(), s);
+        }
+        out.total_operations = out.successful_operations + out.failed_operations;
+        out
+    }
+
+    /// One database's pool statistics.
+    pub fn pool_stats(&self, db: impl AsRef<str>) -> Result<PoolStats, Error> {
+        let db = self.database(db.as_ref())?;
+        Ok(db.pool().stats(db.now()))
+    }
+
+    /// Runs a health check on every database now (PING through the pool, skipped while a
+    /// breaker is open) and reports each one's health.
+    pub async fn health(&self) -> HealthReport {
+        let mut report = HealthReport::default();
+        for (name, db) in &self.inner.databases {
+            if !self.inner.closed.load(Ordering::Acquire) {
+                db.health_check().await;
+            }
+            report.databases.insert(name.clone(), db.health());
+        }
+        report
+    }
+
+    /// Stops the background tasks and closes every connection; later calls get `Error::Closed`.
+    pub async fn close(&self) {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let tasks =
+            std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        for task in tasks {
+            task.abort();
+        }
+        for db in self.inner.databases.values() {
+            db.close();
+        }
+        tracing::info!("keeper closed");
+    }
+
+    /// Whether [`Keeper::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    /// Checks every pool's accounting invariants (for tests and simulations).
+    #[doc(hidden)]
+    pub fn check_invariants(&self) -> Result<(), String> {
+        for (name, db) in &self.inner.databases {
+            db.check_invariants().map_err(|e| format!("{name}: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Keeper {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keeper")
+            .field("runtime", &self.inner.runtime_name)
+            .field(
+                "databases",
+                &self.inner.databases.keys().collect::<Vec<_>>(),
+            )
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+macro_rules! shortcuts {
+    ($($name:ident => $variant:ident),* $(,)?) => {
+        impl Keeper {
+            $(
+                #[doc = concat!("A shared connection to the `", stringify!($name), "` database (`RedisDatabase::", stringify!($variant), "`).")]
+                pub async fn $name(&self) -> Result<PooledConnection, Error> {
+                    self.get(crate::RedisDatabase::$variant).await
+                }
+            )*
+        }
+    };
+}
+
+shortcuts! {
+    main => Main, knowledge => Knowledge, prompts => Prompts, agents => Agents,
+    metrics => Metrics, sessions => Sessions, cache => Cache, vectors => Vectors,
+    temp => Temp, analytics => Analytics, audit => Audit, notifications => Notifications,
+    jobs => Jobs, search => Search, timeseries => Timeseries, graph => Graph,
+}

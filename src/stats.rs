@@ -1,0 +1,218 @@
+//! Statistics: per-database counters (lock-free), and the serializable snapshots of a database and
+//! of the whole manager (DESIGN §5).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::policy::HealthState;
+use crate::pool::PoolStats;
+
+/// A snapshot of one database's statistics.
+///
+/// ```
+/// let s = redis_keeper::DatabaseStats::default();
+/// assert_eq!(s.success_rate(), 100.0); // no operations yet
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DatabaseStats {
+    /// The database's name.
+    pub name: String,
+    /// The Redis db number.
+    pub db: u8,
+    /// Health now (Healthy, Degraded, Failed).
+    pub health: Option<HealthState>,
+    /// Commands (and pipelines) that got a reply that was not an error.
+    pub successful_operations: u64,
+    /// Commands (and pipelines) that failed: error reply, transport failure, timeout, rejection.
+    pub failed_operations: u64,
+    /// Connections opened.
+    pub connections_created: u64,
+    /// Connection attempts that failed.
+    pub connections_failed: u64,
+    /// Connection attempts retried by the retry schedule.
+    pub retries: u64,
+    /// Times the circuit breaker opened.
+    pub breaker_trips: u64,
+    /// Calls rejected at once because the breaker was open.
+    pub rejected_while_open: u64,
+    /// `LOADING` episodes ridden out or timed out.
+    pub loading_episodes: u64,
+    /// Background health checks run.
+    pub health_checks: u64,
+    /// Background health checks that failed.
+    pub health_checks_failed: u64,
+    /// Live `PooledConnection` handles now.
+    pub live_handles: u64,
+    /// The last error's message (never containing a secret).
+    pub last_error: Option<String>,
+    /// Time since the last error.
+    pub since_last_error: Option<Duration>,
+    /// Mean command latency.
+    pub mean_latency: Duration,
+    /// Largest command latency seen.
+    pub max_latency: Duration,
+    /// Time since the database was set up.
+    pub uptime: Duration,
+    /// The pool's statistics.
+    pub pool: PoolStats,
+}
+
+impl DatabaseStats {
+    /// Successful operations as a percentage of all operations; 100 when there were none.
+    pub fn success_rate(&self) -> f64 {
+        success_rate(self.successful_operations, self.failed_operations)
+    }
+}
+
+/// A snapshot of the whole manager.
+///
+/// ```
+/// let s = redis_keeper::ManagerStats::default();
+/// assert_eq!(s.success_rate(), 100.0);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ManagerStats {
+    /// Databases configured (aliases counted once per name).
+    pub total_databases: usize,
+    /// Databases whose health is Healthy.
+    pub healthy_databases: usize,
+    /// Databases whose health is Degraded.
+    pub degraded_databases: usize,
+    /// Databases whose health is Failed.
+    pub failed_databases: usize,
+    /// All operations, successful or not.
+    pub total_operations: u64,
+    /// Successful operations over all databases.
+    pub successful_operations: u64,
+    /// Failed operations over all databases.
+    pub failed_operations: u64,
+    /// Checkouts served by an idle connection (all pools).
+    pub pool_hits: u64,
+    /// Checkouts that had to connect or wait (all pools).
+    pub pool_misses: u64,
+    /// Live `PooledConnection` handles over all databases.
+    pub live_handles: u64,
+    /// Time since the Keeper was built.
+    pub uptime: Duration,
+    /// Per database, by name.
+    pub databases: BTreeMap<String, DatabaseStats>,
+}
+
+impl ManagerStats {
+    /// Successful operations as a percentage of all operations; 100 when there were none.
+    pub fn success_rate(&self) -> f64 {
+        success_rate(self.successful_operations, self.failed_operations)
+    }
+}
+
+fn success_rate(ok: u64, failed: u64) -> f64 {
+    let total = ok + failed;
+    if total == 0 {
+        100.0
+    } else {
+        ok as f64 * 100.0 / total as f64
+    }
+}
+
+/// The live counters of one database.
+#[derive(Debug, Default)]
+pub(crate) struct DbCounters {
+    pub(crate) ok: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) created: AtomicU64,
+    pub(crate) connect_failed: AtomicU64,
+    pub(crate) retries: AtomicU64,
+    pub(crate) trips: AtomicU64,
+    pub(crate) rejected: AtomicU64,
+    pub(crate) loading_episodes: AtomicU64,
+    pub(crate) health_checks: AtomicU64,
+    pub(crate) health_failed: AtomicU64,
+    pub(crate) live_handles: AtomicU64,
+    latency_total_micros: AtomicU64,
+    latency_count: AtomicU64,
+    latency_max_micros: AtomicU64,
+    last_error: Mutex<Option<(String, Instant)>>,
+}
+
+impl DbCounters {
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn read(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn record_latency(&self, took: Duration) {
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.latency_total_micros
+            .fetch_add(micros, Ordering::Relaxed);
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_max_micros.fetch_max(micros, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_error(&self, message: String, at: Instant) {
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some((message, at));
+    }
+
+    /// Fills the counter fields of a snapshot.
+    pub(crate) fn fill(&self, now: Instant, out: &mut DatabaseStats) {
+        out.successful_operations = Self::read(&self.ok);
+        out.failed_operations = Self::read(&self.failed);
+        out.connections_created = Self::read(&self.created);
+        out.connections_failed = Self::read(&self.connect_failed);
+        out.retries = Self::read(&self.retries);
+        out.breaker_trips = Self::read(&self.trips);
+        out.rejected_while_open = Self::read(&self.rejected);
+        out.loading_episodes = Self::read(&self.loading_episodes);
+        out.health_checks = Self::read(&self.health_checks);
+        out.health_checks_failed = Self::read(&self.health_failed);
+        out.live_handles = Self::read(&self.live_handles);
+        if let Some(mean) =
+            Self::read(&self.latency_total_micros).checked_div(Self::read(&self.latency_count))
+        {
+            out.mean_latency = Duration::from_micros(mean);
+        }
+        out.max_latency = Duration::from_micros(Self::read(&self.latency_max_micros));
+        if let Some((message, at)) = &*self.last_error.lock().unwrap_or_else(|e| e.into_inner()) {
+            out.last_error = Some(message.clone());
+            out.since_last_error = Some(now.saturating_duration_since(*at));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn success_rate_is_100_when_empty_and_never_negative() {
+        assert_eq!(success_rate(0, 0), 100.0);
+        assert_eq!(success_rate(3, 1), 75.0);
+        assert_eq!(success_rate(0, 5), 0.0);
+    }
+
+    #[test]
+    fn counters_fill_a_snapshot() {
+        let c = DbCounters::default();
+        DbCounters::bump(&c.ok);
+        DbCounters::bump(&c.ok);
+        DbCounters::bump(&c.failed);
+        c.record_latency(Duration::from_millis(2));
+        c.record_latency(Duration::from_millis(4));
+        let t = Instant::now();
+        c.record_error("boom".into(), t);
+        let mut s = DatabaseStats::default();
+        c.fill(t + Duration::from_secs(3), &mut s);
+        assert_eq!(s.successful_operations, 2);
+        assert_eq!(s.failed_operations, 1);
+        assert_eq!(s.mean_latency, Duration::from_millis(3));
+        assert_eq!(s.max_latency, Duration::from_millis(4));
+        assert_eq!(s.last_error.as_deref(), Some("boom"));
+        assert_eq!(s.since_last_error, Some(Duration::from_secs(3)));
+    }
+}
