@@ -6,6 +6,7 @@
 //! 60-second LOADING episode finishes in milliseconds and the same seed gives the same trace.
 
 mod clock;
+mod resp;
 mod trace;
 
 pub use clock::{SimClock, Sleep};
