@@ -6,7 +6,11 @@
 //! 60-second LOADING episode finishes in milliseconds and the same seed gives the same trace.
 
 mod clock;
+mod collections;
+mod commands;
+mod keyspace;
 mod resp;
+mod strings;
 mod trace;
 
 pub use clock::{SimClock, Sleep};
