@@ -8,10 +8,18 @@
 mod clock;
 mod collections;
 mod commands;
+mod faults;
 mod keyspace;
 mod resp;
+mod server;
 mod strings;
+#[cfg(test)]
+mod tests;
 mod trace;
+mod transport;
 
 pub use clock::{SimClock, Sleep};
+pub use faults::{Episode, Fault, FaultPlan, Faults, Latency, Restart};
+pub use server::SimRedis;
 pub use trace::Trace;
+pub use transport::{SimStream, SimTransport};
