@@ -2,6 +2,7 @@
 
 mod commands;
 mod faults;
+mod fuzz;
 mod session;
 mod transactions;
 
