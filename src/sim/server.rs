@@ -246,7 +246,11 @@ impl SimRedis {
     /// Schedules `plan`'s episodes (replacing any left of an earlier plan). Episodes whose start
     /// has already passed are applied at once.
     pub fn set_plan(&self, plan: FaultPlan) {
-        self.with(|st| st.plan = plan.episodes().iter().copied().collect());
+        self.with(|st| {
+            st.plan = plan.episodes().iter().copied().collect();
+            let now = st.clock_now();
+            st.tick(now);
+        });
     }
 
     /// How many connections were accepted since the server was created.
