@@ -6,9 +6,22 @@
 //! 60-second LOADING episode finishes in milliseconds and the same seed gives the same trace.
 
 mod clock;
+mod collections;
+mod commands;
 mod executor;
+mod faults;
+mod keyspace;
+mod resp;
+mod server;
+mod strings;
+#[cfg(test)]
+mod tests;
 mod trace;
+mod transport;
 
 pub use clock::{SimClock, Sleep};
 pub use executor::{Sim, SimSpawn};
+pub use faults::{Episode, Fault, FaultPlan, Faults, Latency, Restart};
+pub use server::SimRedis;
 pub use trace::Trace;
+pub use transport::{SimStream, SimTransport};
