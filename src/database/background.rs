@@ -23,8 +23,13 @@ pub(crate) fn spawn_background(db: Arc<Database>) -> AbortHandle {
             let now = db.now();
             db.pool.sweep(now);
             let due = db.policies().health.due(now);
-            if due {
+            if due && db.in_use() {
                 db.health_check().await;
+            } else if due {
+                // Nothing to check yet; keep the schedule moving.
+                let mut p = db.policies();
+                p.health.on_check_started(now);
+                p.health.on_check_finished(now);
             }
         }
     });
@@ -35,6 +40,13 @@ pub(crate) fn spawn_background(db: Arc<Database>) -> AbortHandle {
 }
 
 impl Database {
+    /// Whether the database was ever used: unused databases open no connection, not even for
+    /// health checks ([`Keeper::health`](crate::Keeper::health) still checks them on request).
+    pub(crate) fn in_use(&self) -> bool {
+        DbCounters::read(&self.counters.created) + DbCounters::read(&self.counters.connect_failed)
+            > 0
+    }
+
     /// One health check: PING on a shared connection (opening one if none is ready: this is
     /// the reconnection path). Results feed the breaker and readiness. Skipped while the
     /// breaker is open, so an open breaker sees no network traffic.

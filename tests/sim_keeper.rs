@@ -1,0 +1,349 @@
+//! Whole-Keeper scenarios on the simulator: redis-rs over SimRedis, in virtual time, from a seed.
+#![cfg(all(feature = "sim", any(feature = "tokio", feature = "smol")))]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use redis_keeper::seams::Clock;
+use redis_keeper::sim::{Latency, Sim, SimRedis};
+use redis_keeper::{Error, Keeper, KeeperConfig};
+
+struct World {
+    sim: Sim,
+    redis: SimRedis,
+    keeper: Keeper,
+}
+
+fn world(seed: u64, config: KeeperConfig) -> World {
+    let sim = Sim::new(seed);
+    let redis = SimRedis::new(sim.clock().clone(), sim.rng(), sim.trace().clone());
+    let runtime = sim.runtime(Arc::new(redis.transport()));
+    let keeper = Keeper::builder(config)
+        .runtime(runtime)
+        .env(HashMap::<String, String>::new())
+        .seed(seed)
+        .build()
+        .expect("valid config");
+    World { sim, redis, keeper }
+}
+
+fn small() -> KeeperConfig {
+    KeeperConfig::default().configure_all(|d| d.max_connections(3).shared_connections(1))
+}
+
+#[test]
+fn commands_pipelines_and_transactions_reach_the_right_databases() {
+    let w = world(1, small());
+    w.sim.block_on(async {
+        let mut main = w.keeper.get("main").await.unwrap();
+        let _: () = main.set("k", "v").await.unwrap();
+        let v: String = main.get("k").await.unwrap();
+        assert_eq!(v, "v");
+        let n: i64 = main.incr("n", 5).await.unwrap();
+        assert_eq!(n, 5);
+
+        let (a, b): (i64, i64) = w
+            .keeper
+            .pipeline("knowledge", |p| {
+                p.incr("x", 1).incr("x", 1);
+            })
+            .await
+            .unwrap();
+        assert_eq!((a, b), (1, 2));
+
+        let mut ex = w.keeper.get_exclusive("audit").await.unwrap();
+        let (t,): (i64,) = redis::pipe()
+            .atomic()
+            .incr("t", 7)
+            .query_async(&mut ex)
+            .await
+            .unwrap();
+        assert_eq!(t, 7);
+        let _: () = redis::cmd("MULTI").query_async(&mut ex).await.unwrap();
+        let _: () = redis::cmd("INCR")
+            .arg("t")
+            .query_async(&mut ex)
+            .await
+            .unwrap();
+        let (t,): (i64,) = redis::cmd("EXEC").query_async(&mut ex).await.unwrap();
+        assert_eq!(t, 8);
+
+        // A shared handle refuses state-changing commands and names the way out.
+        let err = redis::cmd("MULTI")
+            .query_async::<()>(&mut main)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("get_exclusive"), "{err}");
+    });
+    // Server-side: each value landed in its database's keyspace (main 0, knowledge 1, audit 10).
+    assert_eq!(w.redis.get(0, b"k").as_deref(), Some(&b"v"[..]));
+    assert_eq!(w.redis.get(1, b"x").as_deref(), Some(&b"2"[..]));
+    assert_eq!(w.redis.get(10, b"t").as_deref(), Some(&b"8"[..]));
+    assert_eq!(w.redis.get(0, b"x"), None);
+    let stats = w.keeper.stats();
+    assert!(stats.successful_operations >= 6, "{stats:?}");
+    w.keeper.check_invariants().unwrap();
+}
+
+#[test]
+fn unknown_database_is_an_error_never_db_zero() {
+    let w = world(2, small());
+    let err = w.sim.block_on(w.keeper.get("nope")).unwrap_err();
+    assert!(
+        matches!(err, Error::UnknownDatabase { ref name, .. } if name == "nope"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_40_second_loading_is_ridden_out_with_probes_every_2_seconds() {
+    let w = world(3, small());
+    w.redis.set_loading(Duration::from_secs(40));
+    let t0 = w.sim.clock().now();
+    w.sim.block_on(async {
+        let mut c = w.keeper.get("main").await.unwrap();
+        let _: () = c.set("after", 1).await.unwrap();
+    });
+    let waited = w.sim.clock().now() - t0;
+    assert_eq!(
+        waited,
+        Duration::from_secs(40),
+        "ready exactly when loading ends"
+    );
+    // Probe times (virtual ms) of every PING the server saw: the first at 0 s got LOADING,
+    // then one probe every 2 s, measured from the end of the previous one, until 40 s.
+    let mut ping_times: Vec<u64> = w
+        .sim
+        .trace()
+        .lines()
+        .into_iter()
+        .filter(|l| l.ends_with(" PING"))
+        .map(|l| l[1..l.find("ms").unwrap()].parse::<f64>().unwrap() as u64)
+        .collect();
+    ping_times.dedup(); // a health check may PING at the very instant loading ends
+    let expected: Vec<u64> = (0..=20).map(|k| k * 2_000).collect();
+    assert_eq!(ping_times, expected);
+    let stats = w.keeper.stats();
+    assert_eq!(stats.databases["main"].loading_episodes, 1);
+    assert_eq!(
+        stats.databases["main"].breaker_trips, 0,
+        "LOADING never trips"
+    );
+    assert_eq!(w.redis.connections_accepted(), 1, "no connection storm");
+}
+
+#[test]
+fn loading_past_the_timeout_gives_not_ready() {
+    let w = world(4, small());
+    w.redis.set_loading(Duration::from_secs(600));
+    let err = w.sim.block_on(w.keeper.get("main")).unwrap_err();
+    assert!(matches!(err, Error::NotReady { .. }), "{err}");
+    assert!(err.is_timeout());
+}
+
+#[test]
+fn breaker_trips_on_the_threshold_failure_and_recovers_through_one_probe() {
+    let w = world(5, small());
+    w.redis.refuse(true);
+    let clock = w.sim.clock().clone();
+    w.sim.block_on(async {
+        let t0 = clock.now();
+        // Five attempts (waits 2, 4, 8, 16 s); the fifth failure opens the breaker.
+        let err = w.keeper.get("main").await.unwrap_err();
+        assert!(matches!(err, Error::Connect { attempts: 5, .. }), "{err}");
+        assert_eq!(clock.now() - t0, Duration::from_secs(30));
+        let stats = w.keeper.stats();
+        assert_eq!(stats.databases["main"].breaker_trips, 1);
+        // While open: fails at once, no attempt.
+        let t1 = clock.now();
+        let err = w.keeper.get("main").await.unwrap_err();
+        match err {
+            Error::CircuitOpen { retry_after, .. } => {
+                assert_eq!(retry_after, Duration::from_secs(60))
+            }
+            other => panic!("expected CircuitOpen, got {other}"),
+        }
+        assert_eq!(clock.now(), t1);
+        // Heal, wait out the open period: the next call is the single probe and closes it.
+        w.redis.refuse(false);
+        clock.sleep_until(t1 + Duration::from_secs(60)).await;
+        let mut c = w.keeper.get("main").await.unwrap();
+        let _: () = c.set("k", 1).await.unwrap();
+    });
+    let health = w.sim.block_on(w.keeper.health());
+    assert_eq!(health.databases["main"], redis_keeper::HealthState::Healthy);
+}
+
+#[test]
+fn exclusive_pool_exhaustion_times_out_at_its_deadline() {
+    let config =
+        KeeperConfig::default().configure_all(|d| d.max_connections(2).shared_connections(1));
+    let w = world(6, config);
+    let clock = w.sim.clock().clone();
+    w.sim.block_on(async {
+        let _a = w.keeper.get_exclusive("main").await.unwrap();
+        let _b = w.keeper.get_exclusive("main").await.unwrap();
+        let t0 = clock.now();
+        let err = w.keeper.get_exclusive("main").await.unwrap_err();
+        match err {
+            Error::PoolTimeout { waited, .. } => assert_eq!(waited, Duration::from_secs(5)),
+            other => panic!("expected PoolTimeout, got {other}"),
+        }
+        assert_eq!(clock.now() - t0, Duration::from_secs(5));
+        let stats = w.keeper.pool_stats("main").unwrap();
+        assert_eq!((stats.in_use, stats.waiters, stats.timeouts), (2, 0, 1));
+    });
+    w.keeper.check_invariants().unwrap();
+}
+
+#[test]
+fn a_waiter_gets_the_connection_returned_before_its_deadline() {
+    let config =
+        KeeperConfig::default().configure_all(|d| d.max_connections(1).shared_connections(1));
+    let w = world(7, config);
+    let clock = w.sim.clock().clone();
+    w.sim.block_on(async {
+        let held = w.keeper.get_exclusive("main").await.unwrap();
+        let release = async {
+            clock
+                .sleep_until(clock.now() + Duration::from_secs(2))
+                .await;
+            drop(held);
+        };
+        let (got, ()) = futures::join!(w.keeper.get_exclusive("main"), release);
+        got.unwrap();
+    });
+    let stats = w.keeper.pool_stats("main").unwrap();
+    assert_eq!(
+        stats.created, 1,
+        "the waiter reused the returned connection"
+    );
+}
+
+#[test]
+fn a_stalled_server_times_out_and_feeds_the_breaker() {
+    let w = world(8, small());
+    let clock = w.sim.clock().clone();
+    w.sim.block_on(async {
+        let mut c = w.keeper.get("main").await.unwrap();
+        w.redis.stall(Duration::from_secs(600));
+        let t0 = clock.now();
+        let err = c.get::<_, Option<String>>("k").await.unwrap_err();
+        assert!(err.is_timeout(), "{err}");
+        assert_eq!(clock.now() - t0, Duration::from_secs(5));
+    });
+    let stats = w.keeper.stats();
+    assert_eq!(stats.databases["main"].failed_operations, 1);
+    assert_eq!(
+        stats.databases["main"].health,
+        Some(redis_keeper::HealthState::Degraded)
+    );
+}
+
+#[test]
+fn idle_sweep_closes_exactly_the_stale_connections() {
+    let w = world(9, small());
+    let clock = w.sim.clock().clone();
+    w.sim.block_on(async {
+        // Fill the shared slot first, so the health checks never borrow an idle connection.
+        let _shared = w.keeper.get("main").await.unwrap();
+        let a = w.keeper.get_exclusive("main").await.unwrap();
+        let b = w.keeper.get_exclusive("main").await.unwrap();
+        drop((a, b));
+        assert_eq!(w.keeper.pool_stats("main").unwrap().idle, 2);
+        // Stale only after 300 s (strict); sweeps run every 60 s: the one at 360 s closes both.
+        clock
+            .sleep_until(clock.now() + Duration::from_secs(359))
+            .await;
+        assert_eq!(w.keeper.pool_stats("main").unwrap().idle, 2);
+        clock
+            .sleep_until(clock.now() + Duration::from_secs(1))
+            .await;
+    });
+    w.sim.run_until_idle();
+    let stats = w.keeper.pool_stats("main").unwrap();
+    assert_eq!((stats.idle, stats.stale_closed), (0, 2), "{stats:?}");
+}
+
+#[test]
+fn a_shared_handle_survives_its_connection_dying() {
+    let config =
+        KeeperConfig::default().configure_all(|d| d.max_connections(4).shared_connections(2));
+    let w = world(10, config);
+    w.sim.block_on(async {
+        let mut c = w.keeper.get("main").await.unwrap();
+        let _: () = c.set("a", 1).await.unwrap();
+        w.redis.kill_all();
+        // The command in flight on the dead connection fails (it may have reached the server)…
+        let _ = c.incr::<_, _, i64>("a", 1).await;
+        // …and the handle carries on over a new connection.
+        let v: i64 = c.get("a").await.unwrap();
+        assert!(v == 1 || v == 2);
+    });
+    assert!(w.redis.connections_accepted() >= 2);
+    w.keeper.check_invariants().unwrap();
+}
+
+#[test]
+fn cancelled_waiters_leave_the_pool_consistent() {
+    let config =
+        KeeperConfig::default().configure_all(|d| d.max_connections(1).shared_connections(1));
+    let w = world(11, config);
+    let clock = w.sim.clock().clone();
+    w.sim.block_on(async {
+        let held = w.keeper.get_exclusive("main").await.unwrap();
+        for ms in [0u64, 1, 500, 4_999] {
+            let deadline = clock.now() + Duration::from_millis(ms);
+            let r =
+                redis_keeper::seams::timeout_at(&clock, deadline, w.keeper.get_exclusive("main"))
+                    .await;
+            assert!(r.is_err(), "cancelled at {ms} ms");
+            w.keeper.check_invariants().unwrap();
+        }
+        drop(held);
+        let _again = w.keeper.get_exclusive("main").await.unwrap();
+        let s = w.keeper.pool_stats("main").unwrap();
+        assert_eq!((s.in_use, s.waiters, s.created), (1, 0, 1));
+    });
+}
+
+fn traced_run(seed: u64) -> u64 {
+    let w = world(seed, small());
+    w.redis.set_latency(Latency::Uniform {
+        min: Duration::from_millis(1),
+        max: Duration::from_millis(20),
+    });
+    w.sim.block_on(async {
+        let tasks = (0..8).map(|i| {
+            let keeper = w.keeper.clone();
+            async move {
+                let mut c = keeper.get("main").await.unwrap();
+                for j in 0..5 {
+                    let _: i64 = c.incr(format!("k{}", (i + j) % 3), 1).await.unwrap();
+                }
+            }
+        });
+        futures::future::join_all(tasks).await;
+    });
+    assert_eq!(w.redis.get(0, b"k0").map(|v| v.len() > 0), Some(true));
+    w.sim.trace().hash()
+}
+
+#[test]
+fn the_same_seed_gives_the_same_trace_and_another_seed_another() {
+    assert_eq!(traced_run(42), traced_run(42));
+    assert_ne!(traced_run(42), traced_run(43));
+}
+
+#[test]
+fn close_stops_everything_and_later_calls_get_closed() {
+    let w = world(12, small());
+    w.sim.block_on(async {
+        let _c = w.keeper.get("main").await.unwrap();
+        w.keeper.close().await;
+        let err = w.keeper.get("main").await.unwrap_err();
+        assert!(matches!(err, Error::Closed), "{err}");
+    });
+}
