@@ -327,7 +327,7 @@ fn traced_run(seed: u64) -> u64 {
         });
         futures::future::join_all(tasks).await;
     });
-    assert_eq!(w.redis.get(0, b"k0").map(|v| v.len() > 0), Some(true));
+    assert!(w.redis.get(0, b"k0").is_some_and(|v| !v.is_empty()));
     w.sim.trace().hash()
 }
 
