@@ -39,7 +39,7 @@ impl Database {
                 Ok((conn, loading)) => {
                     self.breaker_report(permit, true);
                     DbCounters::bump(&self.counters.created);
-                    tracing::debug!(db = %self.name, "connection opened");
+                    keeper_event!(self, DEBUG, "connection opened");
                     if loading {
                         self.enter_loading();
                         self.wait_ready(&conn).await?;
@@ -68,7 +68,7 @@ impl Database {
                     match decision {
                         RetryDecision::RetryAt(at) => {
                             DbCounters::bump(&self.counters.retries);
-                            tracing::info!(db = %self.name, error = %err, wait = ?at.saturating_duration_since(now), "connect failed; retrying");
+                            keeper_event!(self, INFO, error = %err, wait = ?at.saturating_duration_since(now), "connect failed; retrying");
                             self.runtime.clock().sleep_until(at).await;
                         }
                         RetryDecision::GiveUp { attempts, .. } => {
@@ -134,7 +134,7 @@ impl Database {
         drop(p);
         if was_ready {
             DbCounters::bump(&self.counters.loading_episodes);
-            tracing::warn!(db = %self.name, "server is loading its dataset; waiting");
+            keeper_event!(self, WARN, "server is loading its dataset; waiting");
         }
     }
 
@@ -158,7 +158,7 @@ impl Database {
             match action {
                 ReadinessAction::Ready => return Ok(()),
                 ReadinessAction::GiveUp => {
-                    tracing::error!(db = %self.name, "readiness timed out: still loading");
+                    keeper_event!(self, ERROR, "readiness timed out: still loading");
                     let e = Error::NotReady {
                         db: self.name.to_string(),
                         waited: now.saturating_duration_since(started),
@@ -178,9 +178,9 @@ impl Database {
                         .readiness
                         .on_probe_result(now, token, outcome);
                     self.ready_changed.notify(usize::MAX);
-                    tracing::debug!(db = %self.name, ?outcome, "readiness probe");
+                    keeper_event!(self, DEBUG, ?outcome, "readiness probe");
                     if outcome == ProbeOutcome::Ready {
-                        tracing::info!(db = %self.name, "server finished loading");
+                        keeper_event!(self, INFO, "server finished loading");
                     }
                     if let Err((kind, err)) = result {
                         if kind != FailureKind::Loading {
