@@ -13,8 +13,8 @@ use crate::policy::{
     BreakerState, FailureKind, ProbeOutcome, ReadinessAction, ReadinessState, RetryDecision,
     RetrySchedule,
 };
-use crate::pool::SharedConn;
 use crate::pool::{Checkout, Lease, PoolError};
+use crate::pool::{Pick, SharedConn};
 use crate::seams::timeout_at;
 use crate::stats::DbCounters;
 use crate::Error;
@@ -231,23 +231,32 @@ impl Database {
         }))
     }
 
-    /// A shared connection, opening one in an empty or broken slot.
+    /// A shared connection from the next slot in turn, opening one in an empty or broken slot
+    /// (in the background when another slot can serve meanwhile).
     pub(crate) async fn shared_connection(
         self: &Arc<Self>,
     ) -> Result<Arc<SharedConn<RedisConn>>, Error> {
-        if let Some(conn) = self.shared.pick_ready() {
-            return Ok(conn);
-        }
         let this = self.clone();
-        self.shared
-            .get(move || {
-                Box::pin(async move {
-                    let lease = this.checkout_exclusive().await?;
-                    Ok(lease.into_shared())
-                })
+        let pick = self.shared.pick(move || {
+            Box::pin(async move {
+                let lease = this.checkout_exclusive().await?;
+                Ok(lease.into_shared())
             })
-            .await
-            .map_err(|e| Arc::try_unwrap(e).unwrap_or_else(|e| e.duplicate()))
+        });
+        let unshare = |e: Arc<Error>| Arc::try_unwrap(e).unwrap_or_else(|e| e.duplicate());
+        match pick {
+            Pick::Ready(conn) => Ok(conn),
+            Pick::Wait(index, connecting) => {
+                self.shared.finish(index, connecting).await.map_err(unshare)
+            }
+            Pick::ReadyAndFill(conn, index, connecting) => {
+                let this = self.clone();
+                self.runtime.spawner().spawn(Box::pin(async move {
+                    let _ = this.shared.finish(index, connecting).await;
+                }));
+                Ok(conn)
+            }
+        }
     }
 
     /// Fails at once with `CircuitOpen` when the breaker would reject a network call now.
