@@ -341,11 +341,23 @@ fn the_same_seed_gives_the_same_trace_and_another_seed_another() {
 fn close_stops_everything_and_later_calls_get_closed() {
     let w = world(12, small());
     w.sim.block_on(async {
-        let _c = w.keeper.get("main").await.unwrap();
+        let c = w.keeper.get("main").await.unwrap();
+        let e = w.keeper.get_exclusive("jobs").await.unwrap();
+        drop(e);
+        // Background loops (one per database) and the connections' drivers are running.
+        assert!(w.sim.tasks() >= 16 + 2, "{} tasks", w.sim.tasks());
         w.keeper.close().await;
         let err = w.keeper.get("main").await.unwrap_err();
         assert!(matches!(err, Error::Closed), "{err}");
+        drop(c);
     });
+    w.sim.run_until_idle();
+    assert_eq!(
+        w.sim.tasks(),
+        0,
+        "close stopped every background task and connection"
+    );
+    assert_eq!(w.redis.connected_clients(), 0);
 }
 
 #[test]
