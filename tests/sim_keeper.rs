@@ -388,3 +388,30 @@ fn shared_handles_spread_commands_over_the_databases_multiplexed_connections() {
     let pool = w.keeper.pool_stats("main").unwrap();
     assert_eq!((pool.shared, pool.in_use, pool.created), (2, 0, 2));
 }
+
+#[test]
+fn a_loading_episode_seen_only_by_health_checks_ends_when_their_ping_succeeds() {
+    let w = world(13, small());
+    let clock = w.sim.clock().clone();
+    w.sim.block_on(async {
+        let mut c = w.keeper.get("main").await.unwrap();
+        let _: () = c.set("k", 1).await.unwrap();
+        // No command is in flight while the server loads: only the health checks meet LOADING.
+        w.redis.set_loading(Duration::from_secs(40));
+        clock
+            .sleep_until(clock.now() + Duration::from_secs(120))
+            .await;
+        // Long after loading ended the health checks' PINGs succeed: the episode is over…
+        let stats = w.keeper.stats();
+        assert_eq!(stats.databases["main"].loading_episodes, 1);
+        assert_eq!(
+            stats.databases["main"].health,
+            Some(redis_keeper::HealthState::Healthy)
+        );
+        // …and commands run at once (not NotReady from a stale, timed-out episode).
+        let t = clock.now();
+        let v: i64 = c.get("k").await.unwrap();
+        assert_eq!(v, 1);
+        assert_eq!(clock.now(), t);
+    });
+}

@@ -44,7 +44,7 @@ impl Database {
                         self.enter_loading();
                         self.wait_ready(&conn).await?;
                     } else {
-                        self.policies().readiness.on_ready();
+                        self.mark_ready();
                     }
                     return Ok(conn);
                 }
@@ -135,6 +135,21 @@ impl Database {
         if was_ready {
             DbCounters::bump(&self.counters.loading_episodes);
             keeper_event!(self, WARN, "server is loading its dataset; waiting");
+        }
+    }
+
+    /// A PING was answered (not `LOADING`): the dataset is loaded. Ends a loading or timed-out
+    /// episode, however it was noticed, and wakes the callers waiting for readiness.
+    pub(crate) fn mark_ready(&self) {
+        let was_ready = {
+            let mut p = self.policies();
+            let was_ready = matches!(p.readiness.state(), ReadinessState::Ready);
+            p.readiness.on_ready();
+            was_ready
+        };
+        if !was_ready {
+            self.ready_changed.notify(usize::MAX);
+            tracing::info!(db = %self.name, "server finished loading");
         }
     }
 
@@ -311,6 +326,10 @@ impl Database {
         match result {
             Ok(()) => {
                 self.breaker_report(permit, true);
+                // A health check or checkout validation may be what first sees the server
+                // ready again, e.g. when it met `LOADING` with no command waiting: without
+                // this the episode would stay open and later time out into `NotReady`.
+                self.mark_ready();
                 Ok(())
             }
             Err((kind, err)) => {
