@@ -79,10 +79,8 @@ impl Session {
             "SUBSCRIBE" | "PSUBSCRIBE" | "SSUBSCRIBE" | "MONITOR" | "AUTH" | "HELLO" | "RESET"
             | "READONLY" | "READWRITE" => self.changed_state = true,
             // Only some CLIENT subcommands change the connection (ID, INFO, LIST, … do not).
-            "CLIENT" => {
-                if sub.is_none_or(|sub| client_changes_state(&upper(sub))) {
-                    self.changed_state = true;
-                }
+            "CLIENT" if sub.is_none_or(|sub| client_changes_state(&upper(sub))) => {
+                self.changed_state = true;
             }
             _ => {}
         }

@@ -10,7 +10,7 @@ use redis::{Cmd, Pipeline};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Malformed(pub(crate) String);
 
-fn line<'a>(bytes: &'a [u8], at: &mut usize, what: char) -> Result<usize, Malformed> {
+fn line(bytes: &[u8], at: &mut usize, what: char) -> Result<usize, Malformed> {
     let rest = &bytes[*at..];
     if rest.first() != Some(&(what as u8)) {
         return Err(Malformed(format!(

@@ -1,8 +1,9 @@
-//! The runtime seams: [`Clock`], [`Spawn`] and [`Transport`], plus the [`Runtime`] bundle of all three.
+//! The runtime seams: [`Clock`], [`Spawn`] and [`Transport`], the [`Block`] waiter of the
+//! blocking API, and the [`Runtime`] bundle of them all.
 //!
 //! Everything above this module talks to time, tasks and sockets only through these object-safe
 //! traits, held as `Arc<dyn …>`, so public types carry no runtime type parameters. Adapters for
-//! tokio ([`tokio`](self::tokio) module) and smol ([`smol`](self::smol) module) live in one file each;
+//! tokio (the [`tokio`] module) and smol (the [`smol`] module) live in one file each;
 //! the simulator ([`crate::sim`]) implements the same traits in virtual time.
 
 use std::fmt;
