@@ -243,6 +243,40 @@ fn a_stalled_server_times_out_and_feeds_the_breaker() {
 }
 
 #[test]
+fn commands_lost_together_with_their_connection_are_one_breaker_failure() {
+    let config = KeeperConfig::default().configure_all(|d| {
+        d.max_connections(3)
+            .shared_connections(1)
+            .breaker_failure_threshold(3)
+    });
+    let w = world(13, config);
+    let clock = w.sim.clock().clone();
+    w.sim.block_on(async {
+        let mut c = w.keeper.get("main").await.unwrap();
+        let _: () = c.set("k", 1).await.unwrap();
+        // Eight commands in flight on the one shared connection when it is killed.
+        w.redis.stall(Duration::from_secs(2));
+        let gets = futures::future::join_all((0..8).map(|_| async {
+            let mut c = w.keeper.get("main").await.unwrap();
+            c.get::<_, Option<i64>>("k").await
+        }));
+        let kill = async {
+            clock
+                .sleep_until(clock.now() + Duration::from_secs(1))
+                .await;
+            assert_eq!(w.redis.kill_all(), 1);
+        };
+        let (results, ()) = futures::join!(gets, kill);
+        assert!(results.iter().all(Result::is_err), "{results:?}");
+        assert_eq!(w.keeper.stats().databases["main"].breaker_trips, 0);
+        let mut c = w.keeper.get("main").await.unwrap();
+        let v: Option<i64> = c.get("k").await.unwrap();
+        assert_eq!(v, Some(1));
+    });
+    w.keeper.check_invariants().unwrap();
+}
+
+#[test]
 fn idle_sweep_closes_exactly_the_stale_connections() {
     let w = world(9, small());
     let clock = w.sim.clock().clone();

@@ -104,7 +104,7 @@ impl Database {
                         self.enter_loading();
                         continue;
                     }
-                    self.breaker_report(permit, !kind.trips_breaker());
+                    self.breaker_report_on(conn, permit, !kind.trips_breaker());
                     if kind.poisons_connection() {
                         tracing::warn!(db = %self.name, error = %err, "connection failed; closing it");
                     }

@@ -305,7 +305,7 @@ impl Database {
                 Ok(())
             }
             Err((kind, err)) => {
-                self.breaker_report(permit, !kind.trips_breaker());
+                self.breaker_report_on(conn, permit, !kind.trips_breaker());
                 if kind == FailureKind::Loading {
                     self.enter_loading();
                 }
