@@ -180,7 +180,10 @@ async fn named_databases(rt: Runtime) {
     // The Keeper's own connections sit on the right databases.
     let dbs = server.client_dbs();
     for db in [0, 1, 5, 9, 10, 15] {
-        assert!(dbs.contains(&db), "no keeper connection on db {db}: {dbs:?}");
+        assert!(
+            dbs.contains(&db),
+            "no keeper connection on db {db}: {dbs:?}"
+        );
     }
     let stats = keeper.stats();
     assert!(stats.successful_operations >= 10, "{stats:?}");
@@ -190,7 +193,8 @@ async fn named_databases(rt: Runtime) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Restart on the same port while several tasks INCR a counter.
+// Restart on the same port while several tasks INCR a counter; the port stays closed for 400 ms,
+// long enough for the connect retries and the breaker (threshold 5, open 500 ms) to play a part.
 
 async fn restart_mid_traffic(rt: Runtime) {
     const WORKERS: usize = 6;
@@ -238,19 +242,32 @@ async fn restart_mid_traffic(rt: Runtime) {
         }
     };
     let controller = async {
-        eventually(&rt, Duration::from_secs(5), "traffic before restart", || {
-            let n = ok_before.load(Ordering::Relaxed);
-            async move { (n >= 50).then_some(()) }
-        })
+        eventually(
+            &rt,
+            Duration::from_secs(5),
+            "traffic before restart",
+            || {
+                let n = ok_before.load(Ordering::Relaxed);
+                async move { (n >= 50).then_some(()) }
+            },
+        )
         .await;
         let s = server.clone();
-        on_thread(&rt, move || s.lock().unwrap().restart()).await;
+        on_thread(&rt, move || {
+            s.lock().unwrap().restart_after(Duration::from_millis(400))
+        })
+        .await;
         restarted.store(true, Ordering::Release);
         // Recovery: every worker gets through again, within a bounded time.
-        eventually(&rt, Duration::from_secs(8), "recovery after restart", || {
-            let n = ok_after.load(Ordering::Relaxed);
-            async move { (n >= 100).then_some(()) }
-        })
+        eventually(
+            &rt,
+            Duration::from_secs(8),
+            "recovery after restart",
+            || {
+                let n = ok_after.load(Ordering::Relaxed);
+                async move { (n >= 100).then_some(()) }
+            },
+        )
         .await;
         done.store(true, Ordering::Release);
     };
@@ -273,6 +290,10 @@ async fn restart_mid_traffic(rt: Runtime) {
         foreign <= u64::from(MAX_CONNECTIONS) + 1,
         "{foreign} connections after the restart"
     );
+    assert!(
+        errors.load(Ordering::Relaxed) >= 1,
+        "the restart went unnoticed"
+    );
     let stats = keeper.stats();
     let main = &stats.databases["main"];
     assert!(main.connections_created >= 2, "{main:?}");
@@ -291,7 +312,12 @@ async fn real_loading(rt: Runtime) {
     let mut main = bounded(&rt, "get", keeper.get("main")).await.unwrap();
     let _: () = main.set("warm", 1).await.unwrap();
 
-    let _: () = server.query(redis::cmd("CONFIG").arg("SET").arg("key-load-delay").arg(1000));
+    let _: () = server.query(
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("key-load-delay")
+            .arg(1000),
+    );
     let _: () = server.query(
         redis::cmd("CONFIG")
             .arg("SET")
@@ -386,6 +412,54 @@ async fn loading_after_restart(rt: Runtime) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Many commands in flight on one shared connection when it dies: one lost connection is one
+// breaker failure, not one per command (else a restart under load opens the breaker for its
+// whole open period although the server is back at once).
+
+async fn one_lost_connection_is_one_breaker_failure(rt: Runtime) {
+    const IN_FLIGHT: usize = 8;
+    let server = Arc::new(Mutex::new(RedisServer::start(ServerOptions::new())));
+    let config = config_for(&server.lock().unwrap()).configure_all(|d| {
+        d.shared_connections(1)
+            .breaker_failure_threshold(3)
+            .breaker_open_for(Duration::from_secs(30))
+            .response_timeout(Duration::from_secs(5))
+    });
+    let keeper = keeper(&rt, config);
+    let mut c = bounded(&rt, "get", keeper.get("main")).await.unwrap();
+    let _: () = c.set("k", 1).await.unwrap();
+    // Frozen: every command below is sent and waits for a reply that never comes.
+    server.lock().unwrap().pause();
+    let commands = futures::future::join_all((0..IN_FLIGHT).map(|_| async {
+        let mut c = keeper
+            .get("main")
+            .await
+            .expect("a share of the live connection");
+        bounded(&rt, "GET", c.get::<_, Option<i64>>("k")).await
+    }));
+    let restart = async {
+        sleep(&rt, Duration::from_millis(300)).await;
+        let s = server.clone();
+        on_thread(&rt, move || s.lock().unwrap().restart()).await;
+    };
+    let (results, ()) = futures::join!(commands, restart);
+    for r in &results {
+        let e = r
+            .as_ref()
+            .expect_err("the connection died under the command");
+        assert_typed_command_error(e);
+    }
+    let main = &keeper.stats().databases["main"];
+    assert_eq!(main.breaker_trips, 0, "{main:?}");
+    // The server is back: the next command goes through at once over a new connection.
+    let mut c = bounded(&rt, "get", keeper.get("main")).await.unwrap();
+    let v: Option<i64> = bounded(&rt, "GET", c.get("k")).await.unwrap();
+    assert_eq!(v, None, "a fresh server without the dataset");
+    keeper.check_invariants().unwrap();
+    keeper.close().await;
+}
+
+// ---------------------------------------------------------------------------------------------
 // CLIENT KILL of every normal client: shared handles reconnect, a failed exclusive is discarded.
 
 async fn client_kill(rt: Runtime) {
@@ -418,7 +492,9 @@ async fn client_kill(rt: Runtime) {
     assert_eq!(v, 2);
 
     // The exclusive connection's command fails; the connection is closed, not re-idled.
-    let err = bounded(&rt, "GET", ex.get::<_, i64>("a")).await.unwrap_err();
+    let err = bounded(&rt, "GET", ex.get::<_, i64>("a"))
+        .await
+        .unwrap_err();
     assert_typed_command_error(&err);
     drop(ex);
     let pool = keeper.pool_stats("main").unwrap();
@@ -473,7 +549,10 @@ async fn black_hole(rt: Runtime) {
                 open = true;
                 break;
             }
-            Err(e) => assert!(e.is_timeout() || matches!(e, Error::Connect { .. }), "{e:?}"),
+            Err(e) => assert!(
+                e.is_timeout() || matches!(e, Error::Connect { .. }),
+                "{e:?}"
+            ),
             Ok(mut c) => {
                 let e = bounded(&rt, "GET", c.get::<_, i64>("k")).await.unwrap_err();
                 assert_typed_command_error(&e);
@@ -484,7 +563,10 @@ async fn black_hole(rt: Runtime) {
     let t1 = Instant::now();
     let err = keeper.get("main").await.unwrap_err();
     assert!(matches!(err, Error::CircuitOpen { .. }), "{err:?}");
-    assert!(t1.elapsed() < Duration::from_millis(100), "rejected at once");
+    assert!(
+        t1.elapsed() < Duration::from_millis(100),
+        "rejected at once"
+    );
     let stats = keeper.stats();
     assert_eq!(stats.databases["main"].breaker_trips, 1);
     assert!(stats.databases["main"].rejected_while_open >= 1);
@@ -519,7 +601,10 @@ async fn wrong_password(rt: Runtime) {
         assert!(!err.is_retryable(), "{err}");
         assert!(!err.to_string().contains("wrong-pass"), "secret in {err}");
     }
-    assert!(t0.elapsed() < Duration::from_secs(2), "auth is never retried");
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "auth is never retried"
+    );
     let s = &wrong.stats().databases["main"];
     assert_eq!(s.retries, 0, "{s:?}");
     assert_eq!(s.breaker_trips, 0, "{s:?}");
@@ -566,6 +651,7 @@ on_both_runtimes! {
     restart_mid_traffic,
     real_loading,
     loading_after_restart,
+    one_lost_connection_is_one_breaker_failure,
     client_kill,
     black_hole,
     wrong_password,

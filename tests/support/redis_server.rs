@@ -109,6 +109,14 @@ impl RedisServer {
         self.restart_with(&[]);
     }
 
+    /// Kills the server, leaves the port closed for `down` (connects are refused), then starts it
+    /// again as [`RedisServer::restart`] does.
+    pub fn restart_after(&mut self, down: Duration) {
+        self.stop();
+        std::thread::sleep(down);
+        self.spawn(&[]);
+    }
+
     /// Freezes the server (SIGSTOP): the kernel still accepts connections, nothing answers.
     pub fn pause(&mut self) {
         signal(self.pid(), "-STOP");
@@ -135,8 +143,10 @@ impl RedisServer {
         let conn = client
             .get_connection_with_timeout(CLIENT_TIMEOUT)
             .expect("raw connection to the test server");
-        conn.set_read_timeout(Some(CLIENT_TIMEOUT)).expect("timeout");
-        conn.set_write_timeout(Some(CLIENT_TIMEOUT)).expect("timeout");
+        conn.set_read_timeout(Some(CLIENT_TIMEOUT))
+            .expect("timeout");
+        conn.set_write_timeout(Some(CLIENT_TIMEOUT))
+            .expect("timeout");
         conn
     }
 
@@ -331,15 +341,17 @@ impl RedisServer {
 
     fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // SIGKILL first: a stopped process dies of it too, and a paused server must not
+            // get a moment to answer what queued up while it was stopped. Then SIGCONT, so a
+            // stopped process can never linger.
+            let _ = child.kill();
             if self.paused {
-                // A stopped process dies of SIGKILL too; resume it anyway so nothing lingers.
                 let _ = Command::new("kill")
                     .arg("-CONT")
                     .arg(child.id().to_string())
                     .status();
                 self.paused = false;
             }
-            let _ = child.kill();
             let _ = child.wait();
         }
     }
