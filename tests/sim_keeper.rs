@@ -144,6 +144,25 @@ fn loading_past_the_timeout_gives_not_ready() {
 }
 
 #[test]
+fn a_server_frozen_while_loading_fails_the_waiting_call_in_bounded_time() {
+    let w = world(14, small());
+    let clock = w.sim.clock().clone();
+    w.redis.set_loading(Duration::from_secs(40));
+    w.sim.block_on(async {
+        let t0 = clock.now();
+        let freeze = async {
+            clock.sleep_until(t0 + Duration::from_secs(5)).await;
+            w.redis.stall(Duration::from_secs(600));
+        };
+        let (result, ()) = futures::join!(w.keeper.get("main"), freeze);
+        let err = result.unwrap_err();
+        assert!(err.is_timeout(), "{err}");
+        // Probes at 0, 2, 4 s answer LOADING; the one at 6 s gets no reply: 5 s response timeout.
+        assert_eq!(clock.now() - t0, Duration::from_secs(11));
+    });
+}
+
+#[test]
 fn breaker_trips_on_the_threshold_failure_and_recovers_through_one_probe() {
     let w = world(5, small());
     w.redis.refuse(true);
