@@ -374,6 +374,79 @@ async fn real_loading(rt: Runtime) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The server freezes (SIGSTOP) while the Keeper waits for LOADING to end: the readiness probe
+// in flight must time out like any other command, and the caller get an error in bounded time.
+
+async fn stall_during_loading(rt: Runtime) {
+    let mut server = RedisServer::start(ServerOptions::new());
+    let _: () = server.query(redis::cmd("DEBUG").arg("POPULATE").arg(2000));
+    let config = config_for(&server).configure_all(|d| {
+        d.response_timeout(Duration::from_millis(500))
+            .loading_timeout(Duration::from_secs(4))
+    });
+    let keeper = keeper(&rt, config);
+    let mut main = bounded(&rt, "get", keeper.get("main")).await.unwrap();
+    let _: () = main.set("warm", 1).await.unwrap();
+    let _: () = server.query(
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("key-load-delay")
+            .arg(1000),
+    );
+    let _: () = server.query(
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("loading-process-events-interval-bytes")
+            .arg(1024),
+    );
+    let mut reloader = server.connection();
+    let reload = std::thread::spawn(move || {
+        redis::cmd("DEBUG")
+            .arg("RELOAD")
+            .query::<()>(&mut reloader)
+            .map_err(|e| e.to_string())
+    });
+    eventually(&rt, Duration::from_secs(5), "server loading", || {
+        let reply = server.raw_ping().unwrap_or_default();
+        async move { reply.starts_with("-LOADING").then_some(()) }
+    })
+    .await;
+    let server = Arc::new(Mutex::new(server));
+    let t0 = Instant::now();
+    let during = async {
+        bounded(
+            &rt,
+            "GET while loading, then frozen",
+            main.get::<_, String>("key:5"),
+        )
+        .await
+    };
+    let freeze = async {
+        // Let the Keeper see LOADING and start probing, then freeze the server.
+        sleep(&rt, Duration::from_millis(300)).await;
+        server.lock().unwrap().pause();
+    };
+    let (result, ()) = futures::join!(during, freeze);
+    let waited = t0.elapsed();
+    let err = result.expect_err("a frozen server cannot serve the GET");
+    assert_typed_command_error(&err);
+    assert!(waited < Duration::from_secs(6), "answered after {waited:?}");
+    // Thaw: loading finishes, the Keeper serves again.
+    server.lock().unwrap().resume();
+    let reloaded = on_thread(&rt, move || reload.join().expect("reload thread")).await;
+    reloaded.expect("DEBUG RELOAD");
+    let k = &keeper;
+    let v: String = eventually(&rt, Duration::from_secs(5), "recovery", || async move {
+        let mut c = k.get("main").await.ok()?;
+        c.get::<_, String>("key:5").await.ok()
+    })
+    .await;
+    assert_eq!(v, "value:5");
+    keeper.check_invariants().unwrap();
+    keeper.close().await;
+}
+
+// ---------------------------------------------------------------------------------------------
 // A server restarted onto a saved dataset that takes ~2 s to load: connect during LOADING.
 
 async fn loading_after_restart(rt: Runtime) {
@@ -650,6 +723,7 @@ on_both_runtimes! {
     named_databases,
     restart_mid_traffic,
     real_loading,
+    stall_during_loading,
     loading_after_restart,
     one_lost_connection_is_one_breaker_failure,
     client_kill,
