@@ -274,18 +274,21 @@ async fn restart_mid_traffic(rt: Runtime) {
     let workers = futures::future::join_all((0..WORKERS).map(worker));
     futures::join!(workers, controller);
 
-    let server = server.lock().unwrap();
-    let on_server: u64 = server
-        .get_in_db(0, "counter")
-        .expect("counter after restart")
-        .parse()
-        .unwrap();
+    let (on_server, foreign) = {
+        let server = server.lock().unwrap();
+        let counter = server
+            .get_in_db(0, "counter")
+            .expect("counter after restart");
+        (
+            counter.parse::<u64>().unwrap(),
+            server.foreign_connections_received(),
+        )
+    };
     assert!(
         on_server >= ok_after.load(Ordering::Relaxed),
         "the new server saw every INCR acknowledged after the restart"
     );
     // No connection storm: the new server saw a handful of connections, not one per command.
-    let foreign = server.foreign_connections_received();
     assert!(
         foreign <= u64::from(MAX_CONNECTIONS) + 1,
         "{foreign} connections after the restart"
@@ -378,7 +381,7 @@ async fn real_loading(rt: Runtime) {
 // in flight must time out like any other command, and the caller get an error in bounded time.
 
 async fn stall_during_loading(rt: Runtime) {
-    let mut server = RedisServer::start(ServerOptions::new());
+    let server = RedisServer::start(ServerOptions::new());
     let _: () = server.query(redis::cmd("DEBUG").arg("POPULATE").arg(2000));
     let config = config_for(&server).configure_all(|d| {
         d.response_timeout(Duration::from_millis(500))
@@ -697,6 +700,122 @@ async fn wrong_password(rt: Runtime) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The exclusive pool: exhaustion times out at the wait deadline; a returned connection goes to
+// the waiter; the idle sweep closes stale connections (server-side too); close closes all.
+
+async fn pool_exhaustion_idle_sweep_and_close(rt: Runtime) {
+    let server = RedisServer::start(ServerOptions::new());
+    let wait = Duration::from_millis(300);
+    let config = config_for(&server).configure_all(|d| {
+        d.max_connections(2)
+            .shared_connections(1)
+            .pool_wait_timeout(wait)
+            .idle_timeout(Duration::from_millis(400))
+            .idle_sweep_interval(Duration::from_millis(100))
+            .min_idle(0)
+    });
+    let keeper = keeper(&rt, config);
+    let a = bounded(&rt, "get_exclusive", keeper.get_exclusive("main"))
+        .await
+        .unwrap();
+    let b = bounded(&rt, "get_exclusive", keeper.get_exclusive("main"))
+        .await
+        .unwrap();
+    assert_eq!(server.client_dbs().len(), 2);
+    let t0 = Instant::now();
+    let err = bounded(&rt, "get_exclusive", keeper.get_exclusive("main"))
+        .await
+        .unwrap_err();
+    let waited = t0.elapsed();
+    assert!(matches!(err, Error::PoolTimeout { .. }), "{err:?}");
+    assert!(
+        waited >= wait - Duration::from_millis(10) && waited < wait * 4,
+        "timed out after {waited:?}"
+    );
+    // A waiter gets the connection returned before its deadline; nothing new is opened.
+    let release = async {
+        sleep(&rt, Duration::from_millis(100)).await;
+        drop(a);
+    };
+    let (got, ()) = futures::join!(keeper.get_exclusive("main"), release);
+    drop(got.expect("the returned connection"));
+    drop(b);
+    let pool = keeper.pool_stats("main").unwrap();
+    assert_eq!(
+        (pool.created, pool.idle, pool.timeouts),
+        (2, 2, 1),
+        "{pool:?}"
+    );
+    // Both go stale after 400 ms and the sweep closes them: the server sees them leave.
+    let k = &keeper;
+    eventually(&rt, Duration::from_secs(3), "idle sweep", || async move {
+        let pool = k.pool_stats("main").unwrap();
+        (pool.idle == 0 && pool.stale_closed == 2).then_some(())
+    })
+    .await;
+    eventually(&rt, Duration::from_secs(3), "sockets closed", || {
+        let n = server.client_dbs().len();
+        async move { (n == 0).then_some(()) }
+    })
+    .await;
+    // close() closes the shared connections too, and later calls get Closed.
+    let mut c = bounded(&rt, "get", keeper.get("main")).await.unwrap();
+    let _: () = c.set("k", 1).await.unwrap();
+    drop(c);
+    assert_eq!(server.client_dbs().len(), 1);
+    keeper.close().await;
+    eventually(&rt, Duration::from_secs(3), "closed on close", || {
+        let n = server.client_dbs().len();
+        async move { (n == 0).then_some(()) }
+    })
+    .await;
+    let err = keeper.get("main").await.unwrap_err();
+    assert!(matches!(err, Error::Closed), "{err:?}");
+    keeper.check_invariants().unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Health checks: after CLIENT KILL, with no user traffic at all, the background check finds the
+// dead shared connection and reconnects.
+
+async fn health_checks_reconnect_without_traffic(rt: Runtime) {
+    let server = RedisServer::start(ServerOptions::new());
+    let config = config_for(&server).configure_all(|d| {
+        d.shared_connections(1)
+            .health_check_interval(Duration::from_millis(200))
+    });
+    let keeper = keeper(&rt, config);
+    {
+        let mut c = bounded(&rt, "get", keeper.get("main")).await.unwrap();
+        let _: () = c.set("k", 1).await.unwrap();
+    }
+    assert_eq!(server.client_dbs(), vec![0]);
+    assert_eq!(server.kill_normal_clients(), 1);
+    eventually(
+        &rt,
+        Duration::from_secs(5),
+        "reconnected by a health check",
+        || {
+            let dbs = server.client_dbs();
+            async move { (dbs == [0]).then_some(()) }
+        },
+    )
+    .await;
+    let s = &keeper.stats().databases["main"];
+    assert!(s.health_checks_failed >= 1, "{s:?}");
+    assert!(s.connections_created >= 2, "{s:?}");
+    assert_eq!(s.breaker_trips, 0, "{s:?}");
+    // Only the used database is checked: no connection to any other db.
+    assert!(server.client_dbs().iter().all(|&db| db == 0));
+    let mut c = bounded(&rt, "get", keeper.get("main")).await.unwrap();
+    let v: i64 = c.get("k").await.unwrap();
+    assert_eq!(v, 1);
+    let health = keeper.health().await;
+    assert_eq!(health.databases["main"], HealthState::Healthy);
+    keeper.close().await;
+}
+
+// ---------------------------------------------------------------------------------------------
 
 /// Each scenario once under tokio (multi-thread) and once under smol.
 macro_rules! on_both_runtimes {
@@ -729,4 +848,6 @@ on_both_runtimes! {
     client_kill,
     black_hole,
     wrong_password,
+    pool_exhaustion_idle_sweep_and_close,
+    health_checks_reconnect_without_traffic,
 }

@@ -171,7 +171,7 @@ impl RedisServer {
 
     /// One numeric field of `INFO everything` (e.g. `total_connections_received`).
     pub fn info_u64(&self, field: &str) -> u64 {
-        let info: String = self.query(&redis::cmd("INFO").arg("everything"));
+        let info: String = self.query(redis::cmd("INFO").arg("everything"));
         let prefix = format!("{field}:");
         info.lines()
             .find_map(|l| l.strip_prefix(prefix.as_str()))
@@ -190,7 +190,7 @@ impl RedisServer {
 
     /// The `db=` of every client connection but the helper's own, from `CLIENT LIST`.
     pub fn client_dbs(&self) -> Vec<u8> {
-        let list: String = self.query(&redis::cmd("CLIENT").arg("LIST"));
+        let list: String = self.query(redis::cmd("CLIENT").arg("LIST"));
         list.lines()
             .filter(|l| !l.contains(" cmd=client|list"))
             .filter_map(|l| {
@@ -203,7 +203,7 @@ impl RedisServer {
 
     /// `CLIENT KILL TYPE normal` (skips the caller): how many connections were killed.
     pub fn kill_normal_clients(&self) -> u64 {
-        self.query(&redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("normal"))
+        self.query(redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("normal"))
     }
 
     /// A raw `PING` on a new socket: the first line of the reply (`+PONG`, `-LOADING …`).
