@@ -144,6 +144,25 @@ fn loading_past_the_timeout_gives_not_ready() {
 }
 
 #[test]
+fn a_server_frozen_while_loading_fails_the_waiting_call_in_bounded_time() {
+    let w = world(14, small());
+    let clock = w.sim.clock().clone();
+    w.redis.set_loading(Duration::from_secs(40));
+    w.sim.block_on(async {
+        let t0 = clock.now();
+        let freeze = async {
+            clock.sleep_until(t0 + Duration::from_secs(5)).await;
+            w.redis.stall(Duration::from_secs(600));
+        };
+        let (result, ()) = futures::join!(w.keeper.get("main"), freeze);
+        let err = result.unwrap_err();
+        assert!(err.is_timeout(), "{err}");
+        // Probes at 0, 2, 4 s answer LOADING; the one at 6 s gets no reply: 5 s response timeout.
+        assert_eq!(clock.now() - t0, Duration::from_secs(11));
+    });
+}
+
+#[test]
 fn breaker_trips_on_the_threshold_failure_and_recovers_through_one_probe() {
     let w = world(5, small());
     w.redis.refuse(true);
@@ -240,6 +259,40 @@ fn a_stalled_server_times_out_and_feeds_the_breaker() {
         stats.databases["main"].health,
         Some(redis_keeper::HealthState::Degraded)
     );
+}
+
+#[test]
+fn commands_lost_together_with_their_connection_are_one_breaker_failure() {
+    let config = KeeperConfig::default().configure_all(|d| {
+        d.max_connections(3)
+            .shared_connections(1)
+            .breaker_failure_threshold(3)
+    });
+    let w = world(13, config);
+    let clock = w.sim.clock().clone();
+    w.sim.block_on(async {
+        let mut c = w.keeper.get("main").await.unwrap();
+        let _: () = c.set("k", 1).await.unwrap();
+        // Eight commands in flight on the one shared connection when it is killed.
+        w.redis.stall(Duration::from_secs(2));
+        let gets = futures::future::join_all((0..8).map(|_| async {
+            let mut c = w.keeper.get("main").await.unwrap();
+            c.get::<_, Option<i64>>("k").await
+        }));
+        let kill = async {
+            clock
+                .sleep_until(clock.now() + Duration::from_secs(1))
+                .await;
+            assert_eq!(w.redis.kill_all(), 1);
+        };
+        let (results, ()) = futures::join!(gets, kill);
+        assert!(results.iter().all(Result::is_err), "{results:?}");
+        assert_eq!(w.keeper.stats().databases["main"].breaker_trips, 0);
+        let mut c = w.keeper.get("main").await.unwrap();
+        let v: Option<i64> = c.get("k").await.unwrap();
+        assert_eq!(v, Some(1));
+    });
+    w.keeper.check_invariants().unwrap();
 }
 
 #[test]

@@ -182,7 +182,17 @@ impl Database {
                     return Err(e);
                 }
                 ReadinessAction::SendProbe(token) => {
-                    let result = ping(conn).await;
+                    // Bounded like any command: a server that freezes while loading must not
+                    // hold the prober (and every caller behind it) forever.
+                    let deadline = self.now() + self.policy.readiness.probe_timeout;
+                    let result = timeout_at(&**self.runtime.clock(), deadline, ping(conn))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(timed_out(
+                                "readiness probe timed out",
+                                FailureKind::ResponseTimeout,
+                            ))
+                        });
                     let outcome = match &result {
                         Ok(()) => ProbeOutcome::Ready,
                         Err((FailureKind::Loading, _)) => ProbeOutcome::Loading,
@@ -333,7 +343,7 @@ impl Database {
                 Ok(())
             }
             Err((kind, err)) => {
-                self.breaker_report(permit, !kind.trips_breaker());
+                self.breaker_report_on(conn, permit, !kind.trips_breaker());
                 if kind == FailureKind::Loading {
                     self.enter_loading();
                 }
