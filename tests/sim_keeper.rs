@@ -468,3 +468,27 @@ fn a_loading_episode_seen_only_by_health_checks_ends_when_their_ping_succeeds() 
         assert_eq!(clock.now(), t);
     });
 }
+
+#[test]
+fn a_broken_shared_connection_stops_counting_against_the_limit_at_the_next_sweep() {
+    let config =
+        KeeperConfig::default().configure_all(|d| d.max_connections(4).shared_connections(2));
+    let w = world(15, config);
+    let clock = w.sim.clock().clone();
+    w.sim.block_on(async {
+        let mut c = w.keeper.get("main").await.unwrap();
+        let _: () = c.set("a", 1).await.unwrap();
+        w.redis.kill_all();
+        let _ = c.get::<_, Option<i64>>("a").await; // sees the dead connection
+        drop(c);
+        // The next background round (sweep at 60 s) empties the broken slot.
+        clock
+            .sleep_until(clock.now() + Duration::from_secs(61))
+            .await;
+    });
+    w.sim.run_until_idle();
+    let s = w.keeper.pool_stats("main").unwrap();
+    // The dead connection was released (closed), and the slots hold live connections again.
+    assert_eq!((s.closed, s.shared, s.created), (1, 2, 3), "{s:?}");
+    w.keeper.check_invariants().unwrap();
+}

@@ -21,7 +21,7 @@ pub(crate) fn spawn_background(db: Arc<Database>) -> AbortHandle {
             let next = next.map_or(sweep, |health| health.min(sweep));
             db.runtime.clock().sleep_until(next).await;
             let now = db.now();
-            let closed = db.pool.sweep(now);
+            let closed = db.pool.sweep(now) + db.shared.evict_broken();
             if closed > 0 {
                 keeper_event!(db, INFO, closed, "idle sweep closed stale connections");
             }

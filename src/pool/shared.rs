@@ -154,6 +154,20 @@ where
         result
     }
 
+    /// Empties the slots whose connection is broken, so the slot stops holding it: its capacity
+    /// comes free once the last share still using it is dropped. Returns how many were emptied.
+    pub(crate) fn evict_broken(&self) -> usize {
+        let mut evicted = 0;
+        for slot in self.slots.iter() {
+            let mut slot = write(slot);
+            if matches!(&*slot, Slot::Ready(conn) if conn.is_broken()) {
+                *slot = Slot::Empty;
+                evicted += 1;
+            }
+        }
+        evicted
+    }
+
     /// Marks every held connection broken and empties the slots (close or forced reconnect).
     pub(crate) fn clear(&self) {
         for slot in self.slots.iter() {
