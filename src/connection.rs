@@ -8,7 +8,7 @@ use redis::aio::ConnectionLike;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 
 use crate::database::{CommandKind, Database, RedisConn};
-use crate::pool::{Lease, SharedConn};
+use crate::pool::Lease;
 use crate::stats::DbCounters;
 use crate::Error;
 
@@ -35,7 +35,9 @@ pub struct PooledConnection {
 }
 
 enum Handle {
-    Shared(Arc<SharedConn<RedisConn>>),
+    /// A share: each command goes to the database's next ready multiplexed connection, so the
+    /// handle itself holds none (getting and dropping one touches no connection).
+    Shared,
     Exclusive(Exclusive),
 }
 
@@ -83,11 +85,11 @@ impl Session {
 }
 
 impl PooledConnection {
-    pub(crate) fn shared(db: Arc<Database>, conn: Arc<SharedConn<RedisConn>>) -> Self {
+    pub(crate) fn shared(db: Arc<Database>) -> Self {
         DbCounters::bump(&db.counters().live_handles);
         Self {
             db,
-            handle: Handle::Shared(conn),
+            handle: Handle::Shared,
         }
     }
 
@@ -119,14 +121,13 @@ impl PooledConnection {
 
     async fn run(&mut self, req: CommandKind<'_>) -> Result<crate::database::Reply, Error> {
         match &mut self.handle {
-            Handle::Shared(current) => {
+            Handle::Shared => {
                 refuse_on_shared(req)?;
                 // Spread requests over the database's shared connections; replace a broken one.
                 let conn = match self.db.shared.pick_ready() {
                     Some(conn) => conn,
                     None => self.db.shared_connection().await?,
                 };
-                *current = conn.clone();
                 self.db.execute(conn.conn(), req).await.map_err(|e| {
                     if e.poisoned {
                         conn.mark_broken();

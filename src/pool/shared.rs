@@ -61,6 +61,14 @@ where
         }
     }
 
+    /// Whether some slot holds a ready, unbroken connection (no handle is taken: a shared
+    /// `PooledConnection` picks a connection per command).
+    pub(crate) fn has_ready(&self) -> bool {
+        self.slots.iter().any(|slot| {
+            matches!(&*read(slot), Slot::Ready(conn) if !conn.is_broken())
+        })
+    }
+
     /// A ready, unbroken connection from the next slot in turn, without connecting.
     pub(crate) fn pick_ready(&self) -> Option<Arc<SharedConn<C>>> {
         let n = self.slots.len();
