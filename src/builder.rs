@@ -106,7 +106,12 @@ impl KeeperBuilder {
             .map(|settings| {
                 (
                     settings.name.clone(),
-                    Database::new(settings.clone(), runtime.clone(), rng.fork()),
+                    Database::new(
+                        settings.clone(),
+                        runtime.clone(),
+                        rng.fork(),
+                        resolved.log_level,
+                    ),
                 )
             })
             .collect();

@@ -161,7 +161,11 @@ impl Drop for PooledConnection {
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         if let Handle::Exclusive(ex) = &mut self.handle {
             if !ex.session.is_clean() && !ex.lease.is_discarded() {
-                tracing::debug!(db = %self.db.name(), "closing a connection whose state was changed");
+                crate::database::keeper_event!(
+                    self.db,
+                    DEBUG,
+                    "closing a connection whose state was changed"
+                );
                 ex.lease.discard();
             }
         }

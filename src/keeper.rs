@@ -161,8 +161,9 @@ impl Keeper {
     pub async fn get(&self, db: impl AsRef<str>) -> Result<PooledConnection, Error> {
         let db = self.database(db.as_ref())?;
         db.ensure_admitted()?;
-        // The common case without the connect machinery: a ready shared connection.
-        if !db.shared.has_ready() {
+        // The common case, every slot ready: one load. Otherwise pick a slot in turn, filling an
+        // empty or broken one (in the background when another slot can serve meanwhile).
+        if !db.shared.all_ready() {
             db.shared_connection().await?;
         }
         Ok(PooledConnection::shared(db.clone()))
@@ -228,17 +229,25 @@ impl Keeper {
         Ok(db.pool().stats(db.now()))
     }
 
-    /// Runs a health check on every database now (PING through the pool, skipped while a
-    /// breaker is open) and reports each one's health.
+    /// Runs a health check on every database now, all at once (PING through the pool; skipped
+    /// while a breaker is open), each bounded by its connect plus response timeout, and reports
+    /// each one's health.
     pub async fn health(&self) -> HealthReport {
-        let mut report = HealthReport::default();
-        for (name, db) in &self.inner.databases {
-            if !self.inner.closed.load(Ordering::Acquire) {
-                db.health_check().await;
+        let closed = self.inner.closed.load(Ordering::Acquire);
+        let checks = self.inner.databases.iter().map(|(name, db)| async move {
+            if !closed {
+                let limit = db.settings().connect_timeout + db.settings().response_timeout;
+                let clock = &*self.inner.clock;
+                let _ = crate::seams::timeout(clock, limit, db.health_check()).await;
             }
-            report.databases.insert(name.clone(), db.health());
+            (name.clone(), db.health())
+        });
+        HealthReport {
+            databases: futures::future::join_all(checks)
+                .await
+                .into_iter()
+                .collect(),
         }
-        report
     }
 
     /// Stops the background tasks and closes every connection; later calls get `Error::Closed`.

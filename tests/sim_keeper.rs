@@ -347,3 +347,32 @@ fn close_stops_everything_and_later_calls_get_closed() {
         assert!(matches!(err, Error::Closed), "{err}");
     });
 }
+
+#[test]
+fn shared_handles_spread_commands_over_the_databases_multiplexed_connections() {
+    let config =
+        KeeperConfig::default().configure_all(|d| d.max_connections(4).shared_connections(2));
+    let w = world(14, config);
+    w.sim.block_on(async {
+        let mut c = w.keeper.get("main").await.unwrap();
+        let _second = w.keeper.get("main").await.unwrap(); // fills the other slot
+        w.sim.run_until_idle();
+        for _ in 0..10 {
+            let _: Option<String> = c.get("k").await.unwrap();
+        }
+    });
+    let mut ids: Vec<String> = w
+        .sim
+        .trace()
+        .lines()
+        .into_iter()
+        .filter(|l| l.ends_with(" GET"))
+        .filter_map(|l| l.split_whitespace().nth(1).map(str::to_string))
+        .collect();
+    assert_eq!(ids.len(), 10);
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 2, "commands went over both shared connections");
+    let pool = w.keeper.pool_stats("main").unwrap();
+    assert_eq!((pool.shared, pool.in_use, pool.created), (2, 0, 2));
+}

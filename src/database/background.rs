@@ -21,7 +21,10 @@ pub(crate) fn spawn_background(db: Arc<Database>) -> AbortHandle {
             let next = next.map_or(sweep, |health| health.min(sweep));
             db.runtime.clock().sleep_until(next).await;
             let now = db.now();
-            db.pool.sweep(now);
+            let closed = db.pool.sweep(now);
+            if closed > 0 {
+                keeper_event!(db, INFO, closed, "idle sweep closed stale connections");
+            }
             let due = db.policies().health.due(now);
             if due && db.in_use() {
                 db.health_check().await;
@@ -53,6 +56,8 @@ impl Database {
     pub(crate) async fn health_check(self: &Arc<Self>) -> bool {
         let now = self.now();
         self.policies().health.on_check_started(now);
+        // Finishes the check on every path, cancellation included (a timed-out `health()`).
+        let _finish = CheckFinished(self);
         DbCounters::bump(&self.counters.health_checks);
         let ok = match self.ensure_admitted() {
             Err(_) => false,
@@ -71,10 +76,17 @@ impl Database {
         };
         if !ok {
             DbCounters::bump(&self.counters.health_failed);
-            tracing::warn!(db = %self.name, "health check failed");
+            keeper_event!(self, WARN, "health check failed");
         }
-        let now = self.now();
-        self.policies().health.on_check_finished(now);
         ok
+    }
+}
+
+struct CheckFinished<'a>(&'a Database);
+
+impl Drop for CheckFinished<'_> {
+    fn drop(&mut self) {
+        let now = self.0.now();
+        self.0.policies().health.on_check_finished(now);
     }
 }

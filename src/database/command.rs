@@ -106,7 +106,7 @@ impl Database {
                     }
                     self.breaker_report(permit, !kind.trips_breaker());
                     if kind.poisons_connection() {
-                        tracing::warn!(db = %self.name, error = %err, "connection failed; closing it");
+                        keeper_event!(self, WARN, error = %err, "connection failed; closing it");
                     }
                     return Err(CommandError {
                         error: self.failed(Error::Redis(err)),

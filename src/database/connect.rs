@@ -13,8 +13,8 @@ use crate::policy::{
     BreakerState, FailureKind, ProbeOutcome, ReadinessAction, ReadinessState, RetryDecision,
     RetrySchedule,
 };
-use crate::pool::SharedConn;
 use crate::pool::{Checkout, Lease, PoolError};
+use crate::pool::{Pick, SharedConn};
 use crate::seams::timeout_at;
 use crate::stats::DbCounters;
 use crate::Error;
@@ -39,7 +39,7 @@ impl Database {
                 Ok((conn, loading)) => {
                     self.breaker_report(permit, true);
                     DbCounters::bump(&self.counters.created);
-                    tracing::debug!(db = %self.name, "connection opened");
+                    keeper_event!(self, DEBUG, "connection opened");
                     if loading {
                         self.enter_loading();
                         self.wait_ready(&conn).await?;
@@ -68,7 +68,7 @@ impl Database {
                     match decision {
                         RetryDecision::RetryAt(at) => {
                             DbCounters::bump(&self.counters.retries);
-                            tracing::info!(db = %self.name, error = %err, wait = ?at.saturating_duration_since(now), "connect failed; retrying");
+                            keeper_event!(self, INFO, error = %err, wait = ?at.saturating_duration_since(now), "connect failed; retrying");
                             self.runtime.clock().sleep_until(at).await;
                         }
                         RetryDecision::GiveUp { attempts, .. } => {
@@ -134,7 +134,7 @@ impl Database {
         drop(p);
         if was_ready {
             DbCounters::bump(&self.counters.loading_episodes);
-            tracing::warn!(db = %self.name, "server is loading its dataset; waiting");
+            keeper_event!(self, WARN, "server is loading its dataset; waiting");
         }
     }
 
@@ -158,7 +158,7 @@ impl Database {
             match action {
                 ReadinessAction::Ready => return Ok(()),
                 ReadinessAction::GiveUp => {
-                    tracing::error!(db = %self.name, "readiness timed out: still loading");
+                    keeper_event!(self, ERROR, "readiness timed out: still loading");
                     let e = Error::NotReady {
                         db: self.name.to_string(),
                         waited: now.saturating_duration_since(started),
@@ -178,9 +178,9 @@ impl Database {
                         .readiness
                         .on_probe_result(now, token, outcome);
                     self.ready_changed.notify(usize::MAX);
-                    tracing::debug!(db = %self.name, ?outcome, "readiness probe");
+                    keeper_event!(self, DEBUG, ?outcome, "readiness probe");
                     if outcome == ProbeOutcome::Ready {
-                        tracing::info!(db = %self.name, "server finished loading");
+                        keeper_event!(self, INFO, "server finished loading");
                     }
                     if let Err((kind, err)) = result {
                         if kind != FailureKind::Loading {
@@ -247,23 +247,36 @@ impl Database {
         }))
     }
 
-    /// A shared connection, opening one in an empty or broken slot.
+    /// A shared connection from the next slot in turn, opening one in an empty or broken slot
+    /// (in the background when another slot can serve meanwhile).
     pub(crate) async fn shared_connection(
         self: &Arc<Self>,
     ) -> Result<Arc<SharedConn<RedisConn>>, Error> {
-        if let Some(conn) = self.shared.pick_ready() {
-            return Ok(conn);
-        }
         let this = self.clone();
-        self.shared
-            .get(move || {
-                Box::pin(async move {
-                    let lease = this.checkout_exclusive().await?;
-                    Ok(lease.into_shared())
-                })
+        let pick = self.shared.pick(move || {
+            Box::pin(async move {
+                let lease = this.checkout_exclusive().await?;
+                Ok(lease.into_shared())
             })
-            .await
-            .map_err(|e| Arc::try_unwrap(e).unwrap_or_else(|e| e.duplicate()))
+        });
+        let unshare = |e: Arc<Error>| Arc::try_unwrap(e).unwrap_or_else(|e| e.duplicate());
+        match pick {
+            Pick::Ready(conn) => {
+                // Every slot may be ready again (a replaced connection cleared the hint).
+                self.shared.refresh_filled();
+                Ok(conn)
+            }
+            Pick::Wait(index, connecting) => {
+                self.shared.finish(index, connecting).await.map_err(unshare)
+            }
+            Pick::ReadyAndFill(conn, index, connecting) => {
+                let this = self.clone();
+                self.runtime.spawner().spawn(Box::pin(async move {
+                    let _ = this.shared.finish(index, connecting).await;
+                }));
+                Ok(conn)
+            }
+        }
     }
 
     /// Fails at once with `CircuitOpen` when the breaker would reject a network call now.

@@ -1,5 +1,15 @@
 //! One named database: its pools, its policies and its statistics — the only place they meet.
 
+/// Emits a `tracing` event for a database at `$level`, if the Keeper's `log_level` allows it.
+macro_rules! keeper_event {
+    ($db:expr, $level:ident, $($rest:tt)+) => {
+        if tracing::Level::$level <= $db.log_level() {
+            tracing::event!(tracing::Level::$level, db = %$db.name(), $($rest)+);
+        }
+    };
+}
+pub(crate) use keeper_event;
+
 mod background;
 mod command;
 mod conn;
@@ -48,10 +58,16 @@ pub(crate) struct Database {
     /// Notified whenever a readiness probe finishes, so waiters re-check at once.
     ready_changed: event_listener::Event,
     started: Instant,
+    log_level: tracing::level_filters::LevelFilter,
 }
 
 impl Database {
-    pub(crate) fn new(settings: DatabaseSettings, runtime: Runtime, rng: Rng) -> Arc<Self> {
+    pub(crate) fn new(
+        settings: DatabaseSettings,
+        runtime: Runtime,
+        rng: Rng,
+        log_level: tracing::level_filters::LevelFilter,
+    ) -> Arc<Self> {
         let now = runtime.clock().now();
         let policy = settings::PolicySettings::from(&settings);
         let conn_info = settings::connection_info(&settings);
@@ -77,11 +93,17 @@ impl Database {
             settings,
             runtime,
             started: now,
+            log_level,
         })
     }
 
     pub(crate) fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The most detailed level of `tracing` events this database emits (YAML `log_level`).
+    pub(crate) fn log_level(&self) -> tracing::level_filters::LevelFilter {
+        self.log_level
     }
 
     pub(crate) fn settings(&self) -> &DatabaseSettings {
@@ -105,6 +127,11 @@ impl Database {
             self.mirror_breaker(&p);
             result
         };
+        if let Ok(permit) = &result {
+            if permit.is_probe() {
+                keeper_event!(self, WARN, "circuit breaker half-open: sending one probe");
+            }
+        }
         result.map_err(|Rejected { retry_after, .. }| {
             DbCounters::bump(&self.counters.rejected);
             Error::CircuitOpen {
@@ -148,7 +175,7 @@ impl Database {
         if t.to == BreakerStateKind::Open && t.from == BreakerStateKind::Closed {
             DbCounters::bump(&self.counters.trips);
         }
-        tracing::warn!(db = %self.name, from = ?t.from, to = ?t.to, "circuit breaker transition");
+        keeper_event!(self, WARN, from = ?t.from, to = ?t.to, "circuit breaker transition");
     }
 
     /// The database's health now.

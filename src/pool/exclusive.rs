@@ -223,9 +223,6 @@ impl<C: Send + 'static> Pool<C> {
         PoolCounters::add(&self.inner.counters.stale_closed, n as u64);
         PoolCounters::add(&self.inner.counters.closed, n as u64);
         drop(closed);
-        if n > 0 {
-            tracing::debug!(closed = n, "idle sweep closed stale connections");
-        }
         n
     }
 
@@ -357,10 +354,6 @@ impl<C: Send + 'static> Inner<C> {
         if !stale.is_empty() {
             PoolCounters::add(&self.counters.stale_closed, stale.len() as u64);
             PoolCounters::add(&self.counters.closed, stale.len() as u64);
-            tracing::debug!(
-                closed = stale.len(),
-                "closed stale idle connections at checkout"
-            );
         }
         drop(stale);
         Ok(result)

@@ -8,5 +8,5 @@ mod stats;
 
 pub(crate) use exclusive::{Checkout, Pool, PoolError};
 pub(crate) use lease::Lease;
-pub(crate) use shared::{SharedConn, SharedSlots};
+pub(crate) use shared::{Pick, SharedConn, SharedSlots};
 pub use stats::PoolStats;

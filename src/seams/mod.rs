@@ -2,7 +2,7 @@
 //!
 //! Everything above this module talks to time, tasks and sockets only through these object-safe
 //! traits, held as `Arc<dyn …>`, so public types carry no runtime type parameters. Adapters for
-//! tokio ([`tokio`](self::tokio) module) and smol ([`smol`](self::smol) module) live in one file each;
+//! tokio ([`tokio`] module) and smol ([`smol`] module) live in one file each;
 //! the simulator ([`crate::sim`]) implements the same traits in virtual time.
 
 use std::fmt;
