@@ -68,7 +68,8 @@ impl Session {
     }
 
     fn observe(&mut self, name: &[u8]) {
-        match upper(name).as_str() {
+        let mut buf = [0u8; NAME_BUF];
+        match upper_in(name, &mut buf).unwrap_or_default() {
             "SELECT" => self.selected_other_db = true,
             "MULTI" => self.in_transaction = true,
             "EXEC" | "DISCARD" => {
@@ -212,9 +213,6 @@ impl ConnectionLike for PooledConnection {
     }
 }
 
-fn upper(name: &[u8]) -> String {
-    String::from_utf8_lossy(name).to_ascii_uppercase()
-}
 
 /// The command names in a request (first argument of each command).
 fn command_names<'a>(req: CommandKind<'a>) -> Vec<&'a [u8]> {
@@ -230,24 +228,35 @@ fn command_names<'a>(req: CommandKind<'a>) -> Vec<&'a [u8]> {
 
 /// Refuses, on a shared connection, commands that change state for every user of it.
 fn refuse_on_shared(req: CommandKind<'_>) -> Result<(), Error> {
-    let cmds: Vec<&Cmd> = match req {
-        CommandKind::Single(cmd) => vec![cmd],
-        CommandKind::Pipeline(p, _, _) => p.cmd_iter().collect(),
+    match req {
+        CommandKind::Single(cmd) => refuse_command(cmd),
+        CommandKind::Pipeline(p, _, _) => p.cmd_iter().try_for_each(refuse_command),
+    }
+}
+
+fn refuse_command(cmd: &Cmd) -> Result<(), Error> {
+    let mut args = cmd.args_iter().filter_map(|a| match a {
+        redis::Arg::Simple(bytes) => Some(bytes),
+        _ => None,
+    });
+    let Some(first) = args.next() else {
+        return Ok(());
     };
-    for cmd in cmds {
-        let mut args = cmd.args_iter().filter_map(|a| match a {
-            redis::Arg::Simple(bytes) => Some(upper(bytes)),
-            _ => None,
-        });
-        let Some(name) = args.next() else { continue };
-        let refused = match name.as_str() {
-            "SELECT" | "WATCH" | "UNWATCH" | "MULTI" | "EXEC" | "DISCARD" | "SUBSCRIBE"
-            | "PSUBSCRIBE" | "SSUBSCRIBE" | "UNSUBSCRIBE" | "PUNSUBSCRIBE" | "SUNSUBSCRIBE"
-            | "MONITOR" | "BLPOP" | "BRPOP" | "BRPOPLPUSH" | "BLMOVE" | "BLMPOP" | "BZPOPMIN"
-            | "BZPOPMAX" | "BZMPOP" | "WAIT" | "WAITAOF" | "AUTH" | "HELLO" | "RESET" | "QUIT"
-            | "READONLY" | "READWRITE" | "ASKING" => true,
-            "CLIENT" => matches!(
-                args.next().as_deref(),
+    let mut buf = [0u8; NAME_BUF];
+    // Every refused name is short; a longer one is not among them.
+    let Some(name) = upper_in(first, &mut buf) else {
+        return Ok(());
+    };
+    let refused = match name {
+        "SELECT" | "WATCH" | "UNWATCH" | "MULTI" | "EXEC" | "DISCARD" | "SUBSCRIBE"
+        | "PSUBSCRIBE" | "SSUBSCRIBE" | "UNSUBSCRIBE" | "PUNSUBSCRIBE" | "SUNSUBSCRIBE"
+        | "MONITOR" | "BLPOP" | "BRPOP" | "BRPOPLPUSH" | "BLMOVE" | "BLMPOP" | "BZPOPMIN"
+        | "BZPOPMAX" | "BZMPOP" | "WAIT" | "WAITAOF" | "AUTH" | "HELLO" | "RESET" | "QUIT"
+        | "READONLY" | "READWRITE" | "ASKING" => true,
+        "CLIENT" => {
+            let mut sub = [0u8; NAME_BUF];
+            matches!(
+                args.next().and_then(|a| upper_in(a, &mut sub)),
                 Some(
                     "SETNAME"
                         | "SETINFO"
@@ -257,15 +266,28 @@ fn refuse_on_shared(req: CommandKind<'_>) -> Result<(), Error> {
                         | "NO-EVICT"
                         | "NO-TOUCH"
                 )
-            ),
-            "XREAD" | "XREADGROUP" => args.any(|a| a == "BLOCK"),
-            _ => false,
-        };
-        if refused {
-            return Err(Error::NeedsExclusive { command: name });
+            )
         }
+        "XREAD" | "XREADGROUP" => args.any(|a| a.eq_ignore_ascii_case(b"BLOCK")),
+        _ => false,
+    };
+    if refused {
+        return Err(Error::NeedsExclusive {
+            command: name.to_string(),
+        });
     }
     Ok(())
+}
+
+/// Longest command or subcommand name checked here, with room to spare.
+const NAME_BUF: usize = 16;
+
+/// `name` upper-cased into `buf` without allocating, when it fits and is UTF-8.
+fn upper_in<'b>(name: &[u8], buf: &'b mut [u8; NAME_BUF]) -> Option<&'b str> {
+    let out = buf.get_mut(..name.len())?;
+    out.copy_from_slice(name);
+    out.make_ascii_uppercase();
+    std::str::from_utf8(out).ok()
 }
 
 #[cfg(test)]
