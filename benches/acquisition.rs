@@ -45,18 +45,22 @@ fn keeper_rows(c: &mut Criterion, target: &Target, rt: Rt) {
                 })
             })
         });
-        group.bench_with_input(BenchmarkId::new("keeper_get", tasks), &tasks, |b, &tasks| {
-            b.iter_custom(|iters| {
-                rt.run(tasks, iters, |n| {
-                    let keeper = keeper.clone();
-                    async move {
-                        for _ in 0..n {
-                            drop(black_box(keeper.get("main").await.expect("get")));
+        group.bench_with_input(
+            BenchmarkId::new("keeper_get", tasks),
+            &tasks,
+            |b, &tasks| {
+                b.iter_custom(|iters| {
+                    rt.run(tasks, iters, |n| {
+                        let keeper = keeper.clone();
+                        async move {
+                            for _ in 0..n {
+                                drop(black_box(keeper.get("main").await.expect("get")));
+                            }
                         }
-                    }
+                    })
                 })
-            })
-        });
+            },
+        );
         group.bench_with_input(
             BenchmarkId::new("keeper_exclusive", tasks),
             &tasks,

@@ -42,7 +42,10 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -65,7 +68,10 @@ fn main() {
         None => Target::sim(),
     };
     common::tokio_rt(); // the runtime's own memory is not counted
-    println!("memory through the {} transport, {N} connections", target.name());
+    println!(
+        "memory through the {} transport, {N} connections",
+        target.name()
+    );
 
     // Warm-up: the first connection allocates process-wide state (DNS, TLS-free codecs, …).
     drop(target.raw_multiplexed(rt));

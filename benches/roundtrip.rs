@@ -33,19 +33,23 @@ fn get_rows(c: &mut Criterion, target: &Target) {
     });
     let mut group = c.benchmark_group(format!("roundtrip/get/{}", target.name()));
     for tasks in CONCURRENCY {
-        group.bench_with_input(BenchmarkId::new("raw_multiplexed", tasks), &tasks, |b, &t| {
-            b.iter_custom(|iters| {
-                rt.run(t, iters, |n| {
-                    let mut conn = raw.clone();
-                    async move {
-                        for _ in 0..n {
-                            let v: Option<String> = conn.get(KEY).await.expect("GET");
-                            black_box(v);
+        group.bench_with_input(
+            BenchmarkId::new("raw_multiplexed", tasks),
+            &tasks,
+            |b, &t| {
+                b.iter_custom(|iters| {
+                    rt.run(t, iters, |n| {
+                        let mut conn = raw.clone();
+                        async move {
+                            for _ in 0..n {
+                                let v: Option<String> = conn.get(KEY).await.expect("GET");
+                                black_box(v);
+                            }
                         }
-                    }
+                    })
                 })
-            })
-        });
+            },
+        );
         group.bench_with_input(BenchmarkId::new("keeper", tasks), &tasks, |b, &t| {
             b.iter_custom(|iters| {
                 rt.run(t, iters, |n| {
@@ -60,20 +64,24 @@ fn get_rows(c: &mut Criterion, target: &Target) {
                 })
             })
         });
-        group.bench_with_input(BenchmarkId::new("keeper_get_each", tasks), &tasks, |b, &t| {
-            b.iter_custom(|iters| {
-                rt.run(t, iters, |n| {
-                    let keeper = keeper.clone();
-                    async move {
-                        for _ in 0..n {
-                            let mut conn = keeper.get("main").await.expect("get");
-                            let v: Option<String> = conn.get(KEY).await.expect("GET");
-                            black_box(v);
+        group.bench_with_input(
+            BenchmarkId::new("keeper_get_each", tasks),
+            &tasks,
+            |b, &t| {
+                b.iter_custom(|iters| {
+                    rt.run(t, iters, |n| {
+                        let keeper = keeper.clone();
+                        async move {
+                            for _ in 0..n {
+                                let mut conn = keeper.get("main").await.expect("get");
+                                let v: Option<String> = conn.get(KEY).await.expect("GET");
+                                black_box(v);
+                            }
                         }
-                    }
+                    })
                 })
-            })
-        });
+            },
+        );
     }
     if let Target::Real(_) = target {
         anchor_rows(&mut group);
@@ -104,20 +112,24 @@ fn anchor_rows(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement:
                 })
             })
         });
-        group.bench_with_input(BenchmarkId::new("deadpool_nocheck", tasks), &tasks, |b, &t| {
-            b.iter_custom(|iters| {
-                rt.run(t, iters, |n| {
-                    let pool = dp_off.clone();
-                    async move {
-                        for _ in 0..n {
-                            let mut conn = pool.get().await.expect("deadpool");
-                            let v: Option<String> = conn.get(KEY).await.expect("GET");
-                            black_box(v);
+        group.bench_with_input(
+            BenchmarkId::new("deadpool_nocheck", tasks),
+            &tasks,
+            |b, &t| {
+                b.iter_custom(|iters| {
+                    rt.run(t, iters, |n| {
+                        let pool = dp_off.clone();
+                        async move {
+                            for _ in 0..n {
+                                let mut conn = pool.get().await.expect("deadpool");
+                                let v: Option<String> = conn.get(KEY).await.expect("GET");
+                                black_box(v);
+                            }
                         }
-                    }
+                    })
                 })
-            })
-        });
+            },
+        );
         for (name, pool) in [("bb8", &bb), ("bb8_nocheck", &bb_off)] {
             group.bench_with_input(BenchmarkId::new(name, tasks), &tasks, |b, &t| {
                 b.iter_custom(|iters| {

@@ -213,7 +213,6 @@ impl ConnectionLike for PooledConnection {
     }
 }
 
-
 /// The command names in a request (first argument of each command).
 fn command_names<'a>(req: CommandKind<'a>) -> Vec<&'a [u8]> {
     let first = |cmd: &'a Cmd| match cmd.args_iter().next() {

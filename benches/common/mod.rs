@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
 use redis::AsyncConnectionConfig;
+use redis_keeper::config::DatabaseOverrides;
 use redis_keeper::seams::smol::{SmolClock, SmolSpawn};
 use redis_keeper::seams::tokio::{TokioClock, TokioSpawn};
 use redis_keeper::seams::Runtime;
 use redis_keeper::sim::{SimClock, SimRedis, Trace};
-use redis_keeper::config::DatabaseOverrides;
 use redis_keeper::{Keeper, KeeperConfig, Rng};
 
 /// Pool size for every pool in the comparison.
@@ -225,8 +225,8 @@ impl Target {
             Target::Real(port) => {
                 // redis-rs picks tokio for its own connect path; the handle is runtime-neutral
                 // afterwards (its driver stays on the tokio runtime).
-                let client = redis::Client::open(format!("redis://127.0.0.1:{port}/0"))
-                    .expect("client");
+                let client =
+                    redis::Client::open(format!("redis://127.0.0.1:{port}/0")).expect("client");
                 tokio_rt()
                     .block_on(client.get_multiplexed_async_connection())
                     .expect("raw real connection")
@@ -281,14 +281,22 @@ pub mod deadpool_anchor {
             self.0.create().await
         }
 
-        async fn recycle(&self, _: &mut MultiplexedConnection, _: &Metrics) -> RecycleResult<RedisError> {
+        async fn recycle(
+            &self,
+            _: &mut MultiplexedConnection,
+            _: &Metrics,
+        ) -> RecycleResult<RedisError> {
             Ok(())
         }
     }
 }
 
 /// bb8-redis pools: its default (`test_on_check_out`: PING on every checkout) and with it off.
-pub fn bb8_pool(url: &str, size: u32, test_on_check_out: bool) -> bb8_redis::bb8::Pool<bb8_redis::RedisConnectionManager> {
+pub fn bb8_pool(
+    url: &str,
+    size: u32,
+    test_on_check_out: bool,
+) -> bb8_redis::bb8::Pool<bb8_redis::RedisConnectionManager> {
     let manager = bb8_redis::RedisConnectionManager::new(url).expect("bb8 manager");
     tokio_rt()
         .block_on(

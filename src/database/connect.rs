@@ -208,8 +208,9 @@ impl Database {
         }
         let now = self.now();
         let health = &self.policy.health;
-        self.pool
-            .try_take_idle(now, |meta| !health.needs_checkout_check(now, meta.returned_at))
+        self.pool.try_take_idle(now, |meta| {
+            !health.needs_checkout_check(now, meta.returned_at)
+        })
     }
 
     /// An exclusive connection: idle (validated if it sat idle long), or newly opened.

@@ -161,7 +161,10 @@ impl Database {
 
     /// Publishes whether the breaker is closed (call with the policies lock held).
     fn mirror_breaker(&self, p: &Policies) {
-        let closed = matches!(p.breaker.state(), crate::policy::BreakerState::Closed { .. });
+        let closed = matches!(
+            p.breaker.state(),
+            crate::policy::BreakerState::Closed { .. }
+        );
         self.breaker_closed.store(closed, Ordering::Release);
     }
 
