@@ -90,12 +90,7 @@ impl KeeperBuilder {
         let resolved = self.config.resolve(self.registry.as_deref(), env)?;
         let mut runtime = self.runtime.unwrap_or_else(Runtime::detect);
         if let Some(clock) = self.clock {
-            runtime = Runtime::new(
-                runtime.name(),
-                clock,
-                runtime.spawner().clone(),
-                runtime.transport().clone(),
-            );
+            runtime = runtime.with_clock(clock);
         }
         let mut rng = match self.seed {
             Some(seed) => Rng::new(seed),

@@ -67,7 +67,8 @@ impl Session {
             || self.in_flight)
     }
 
-    fn observe(&mut self, name: &[u8]) {
+    /// Notes what command `name` (with its first argument `sub`) does to the connection.
+    fn observe(&mut self, name: &[u8], sub: Option<&[u8]>) {
         let mut buf = [0u8; NAME_BUF];
         match upper_in(name, &mut buf).unwrap_or_default() {
             "SELECT" => self.selected_other_db = true,
@@ -78,8 +79,17 @@ impl Session {
             }
             "WATCH" => self.watching = true,
             "UNWATCH" => self.watching = false,
-            "SUBSCRIBE" | "PSUBSCRIBE" | "SSUBSCRIBE" | "MONITOR" | "CLIENT" | "AUTH" | "HELLO"
-            | "RESET" | "READONLY" | "READWRITE" => self.changed_state = true,
+            "SUBSCRIBE" | "PSUBSCRIBE" | "SSUBSCRIBE" | "MONITOR" | "AUTH" | "HELLO" | "RESET"
+            | "READONLY" | "READWRITE" => self.changed_state = true,
+            // Only some CLIENT subcommands change the connection (ID, INFO, LIST, … do not).
+            "CLIENT"
+                if sub.is_none_or(|sub| {
+                    let mut buf = [0u8; NAME_BUF];
+                    upper_in(sub, &mut buf).is_some_and(client_changes_state)
+                }) =>
+            {
+                self.changed_state = true;
+            }
             _ => {}
         }
     }
@@ -120,6 +130,15 @@ impl PooledConnection {
         matches!(self.handle, Handle::Exclusive(_))
     }
 
+    /// Whether the connection can still be used: an exclusive one that failed (and will be
+    /// closed) cannot; a shared handle replaces a broken connection on its next command.
+    pub(crate) fn is_usable(&self) -> bool {
+        match &self.handle {
+            Handle::Shared => true,
+            Handle::Exclusive(ex) => !ex.lease.is_discarded(),
+        }
+    }
+
     async fn run(&mut self, req: CommandKind<'_>) -> Result<crate::database::Reply, Error> {
         match &mut self.handle {
             Handle::Shared => {
@@ -137,8 +156,8 @@ impl PooledConnection {
                 })
             }
             Handle::Exclusive(ex) => {
-                for name in command_names(req) {
-                    ex.session.observe(name);
+                for (name, sub) in command_names(req) {
+                    ex.session.observe(name, sub);
                 }
                 ex.session.in_flight = true;
                 let result = self.db.execute(ex.lease.conn_mut(), req).await;
@@ -213,16 +232,33 @@ impl ConnectionLike for PooledConnection {
     }
 }
 
-/// The command names in a request (first argument of each command).
-fn command_names<'a>(req: CommandKind<'a>) -> Vec<&'a [u8]> {
-    let first = |cmd: &'a Cmd| match cmd.args_iter().next() {
-        Some(redis::Arg::Simple(name)) => Some(name),
-        _ => None,
+/// The command names in a request (first argument of each command), with their second argument.
+fn command_names<'a>(req: CommandKind<'a>) -> Vec<(&'a [u8], Option<&'a [u8]>)> {
+    let first = |cmd: &'a Cmd| {
+        let mut args = cmd.args_iter();
+        match args.next() {
+            Some(redis::Arg::Simple(name)) => {
+                let sub = match args.next() {
+                    Some(redis::Arg::Simple(sub)) => Some(sub),
+                    _ => None,
+                };
+                Some((name, sub))
+            }
+            _ => None,
+        }
     };
     match req {
         CommandKind::Single(cmd) => first(cmd).into_iter().collect(),
         CommandKind::Pipeline(p, _, _) => p.cmd_iter().filter_map(first).collect(),
     }
+}
+
+/// Whether `CLIENT <sub>` (upper case) changes state a later holder of the connection would see.
+fn client_changes_state(sub: &str) -> bool {
+    matches!(
+        sub,
+        "SETNAME" | "SETINFO" | "REPLY" | "TRACKING" | "CACHING" | "NO-EVICT" | "NO-TOUCH"
+    )
 }
 
 /// Refuses, on a shared connection, commands that change state for every user of it.
@@ -254,18 +290,9 @@ fn refuse_command(cmd: &Cmd) -> Result<(), Error> {
         | "READONLY" | "READWRITE" | "ASKING" => true,
         "CLIENT" => {
             let mut sub = [0u8; NAME_BUF];
-            matches!(
-                args.next().and_then(|a| upper_in(a, &mut sub)),
-                Some(
-                    "SETNAME"
-                        | "SETINFO"
-                        | "REPLY"
-                        | "TRACKING"
-                        | "CACHING"
-                        | "NO-EVICT"
-                        | "NO-TOUCH"
-                )
-            )
+            args.next()
+                .and_then(|a| upper_in(a, &mut sub))
+                .is_some_and(client_changes_state)
         }
         "XREAD" | "XREADGROUP" => args.any(|a| a.eq_ignore_ascii_case(b"BLOCK")),
         _ => false,
@@ -321,11 +348,20 @@ mod tests {
     fn session_tracks_state_that_forbids_reuse() {
         let mut s = Session::default();
         assert!(s.is_clean());
-        s.observe(b"watch");
+        s.observe(b"watch", Some(b"k"));
         assert!(!s.is_clean());
-        s.observe(b"EXEC");
+        s.observe(b"EXEC", None);
         assert!(s.is_clean());
-        s.observe(b"SELECT");
+        s.observe(b"client", Some(b"id"));
+        s.observe(b"CLIENT", Some(b"INFO"));
+        assert!(
+            s.is_clean(),
+            "CLIENT ID and INFO leave the connection as it was"
+        );
+        s.observe(b"CLIENT", Some(b"setname"));
+        assert!(!s.is_clean());
+        let mut s = Session::default();
+        s.observe(b"SELECT", Some(b"3"));
         assert!(!s.is_clean());
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::OnceLock;
 
-use crate::{Error, Keeper, KeeperConfig, PooledConnection};
+use crate::{BlockingConnection, Error, Keeper, KeeperConfig, PooledConnection};
 
 static GLOBAL: OnceLock<Keeper> = OnceLock::new();
 
@@ -29,4 +29,18 @@ pub fn global_keeper() -> Result<&'static Keeper, Error> {
 /// ```
 pub async fn get_redis_client(db: impl AsRef<str>) -> Result<PooledConnection, Error> {
     global_keeper()?.get(db).await
+}
+
+/// An exclusive blocking connection to database `db` from the process-wide Keeper (the seed's
+/// `get_redis_client(async_client=False, database=…)`), for sync code: no runtime needed.
+///
+/// ```no_run
+/// # fn demo() -> Result<(), redis_keeper::Error> {
+/// use redis::Commands;
+/// let mut conn = redis_keeper::get_redis_client_blocking("main")?;
+/// let _: () = conn.set("k", "v")?;
+/// # Ok(()) }
+/// ```
+pub fn get_redis_client_blocking(db: impl AsRef<str>) -> Result<BlockingConnection, Error> {
+    global_keeper()?.get_blocking(db)
 }

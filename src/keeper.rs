@@ -52,6 +52,7 @@ struct Inner {
     started: Instant,
     closed: AtomicBool,
     tasks: Mutex<Vec<AbortHandle>>,
+    blocker: Arc<dyn crate::seams::Block>,
 }
 
 /// FNV-1a over a database name: names are short, known at build time and not attacker-chosen
@@ -129,6 +130,7 @@ impl Keeper {
                 started: runtime.clock().now(),
                 closed: AtomicBool::new(false),
                 tasks: Mutex::new(tasks),
+                blocker: runtime.blocker().clone(),
             }),
         }
     }
@@ -144,6 +146,11 @@ impl Keeper {
                 name: name.to_string(),
                 known: self.names().collect::<Vec<_>>().join(", "),
             })
+    }
+
+    /// The waiter the blocking API uses (the runtime's).
+    pub(crate) fn blocker(&self) -> &Arc<dyn crate::seams::Block> {
+        &self.inner.blocker
     }
 
     /// The configured database names, sorted.
@@ -252,6 +259,10 @@ impl Keeper {
 
     /// Stops the background tasks and closes every connection; later calls get `Error::Closed`.
     pub async fn close(&self) {
+        self.close_now();
+    }
+
+    pub(crate) fn close_now(&self) {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return;
         }

@@ -19,6 +19,8 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 #[cfg(any(feature = "tokio", feature = "smol"))]
+mod blocking;
+#[cfg(any(feature = "tokio", feature = "smol"))]
 mod builder;
 pub mod classify;
 pub mod config;
@@ -43,6 +45,8 @@ pub mod sim;
 mod stats;
 
 #[cfg(any(feature = "tokio", feature = "smol"))]
+pub use blocking::BlockingConnection;
+#[cfg(any(feature = "tokio", feature = "smol"))]
 pub use builder::KeeperBuilder;
 pub use config::{ConfigError, DatabaseSettings, KeeperConfig, RedisDatabase, ServiceRegistry};
 #[cfg(any(feature = "tokio", feature = "smol"))]
@@ -50,7 +54,7 @@ pub use connection::PooledConnection;
 #[cfg(any(feature = "tokio", feature = "smol"))]
 pub use error::Error;
 #[cfg(any(feature = "tokio", feature = "smol"))]
-pub use global::{get_redis_client, global_keeper};
+pub use global::{get_redis_client, get_redis_client_blocking, global_keeper};
 #[cfg(any(feature = "tokio", feature = "smol"))]
 pub use keeper::{HealthReport, Keeper};
 pub use policy::HealthState;

@@ -144,6 +144,25 @@ fn loading_past_the_timeout_gives_not_ready() {
 }
 
 #[test]
+fn a_server_frozen_while_loading_fails_the_waiting_call_in_bounded_time() {
+    let w = world(14, small());
+    let clock = w.sim.clock().clone();
+    w.redis.set_loading(Duration::from_secs(40));
+    w.sim.block_on(async {
+        let t0 = clock.now();
+        let freeze = async {
+            clock.sleep_until(t0 + Duration::from_secs(5)).await;
+            w.redis.stall(Duration::from_secs(600));
+        };
+        let (result, ()) = futures::join!(w.keeper.get("main"), freeze);
+        let err = result.unwrap_err();
+        assert!(err.is_timeout(), "{err}");
+        // Probes at 0, 2, 4 s answer LOADING; the one at 6 s gets no reply: 5 s response timeout.
+        assert_eq!(clock.now() - t0, Duration::from_secs(11));
+    });
+}
+
+#[test]
 fn breaker_trips_on_the_threshold_failure_and_recovers_through_one_probe() {
     let w = world(5, small());
     w.redis.refuse(true);
@@ -240,6 +259,40 @@ fn a_stalled_server_times_out_and_feeds_the_breaker() {
         stats.databases["main"].health,
         Some(redis_keeper::HealthState::Degraded)
     );
+}
+
+#[test]
+fn commands_lost_together_with_their_connection_are_one_breaker_failure() {
+    let config = KeeperConfig::default().configure_all(|d| {
+        d.max_connections(3)
+            .shared_connections(1)
+            .breaker_failure_threshold(3)
+    });
+    let w = world(13, config);
+    let clock = w.sim.clock().clone();
+    w.sim.block_on(async {
+        let mut c = w.keeper.get("main").await.unwrap();
+        let _: () = c.set("k", 1).await.unwrap();
+        // Eight commands in flight on the one shared connection when it is killed.
+        w.redis.stall(Duration::from_secs(2));
+        let gets = futures::future::join_all((0..8).map(|_| async {
+            let mut c = w.keeper.get("main").await.unwrap();
+            c.get::<_, Option<i64>>("k").await
+        }));
+        let kill = async {
+            clock
+                .sleep_until(clock.now() + Duration::from_secs(1))
+                .await;
+            assert_eq!(w.redis.kill_all(), 1);
+        };
+        let (results, ()) = futures::join!(gets, kill);
+        assert!(results.iter().all(Result::is_err), "{results:?}");
+        assert_eq!(w.keeper.stats().databases["main"].breaker_trips, 0);
+        let mut c = w.keeper.get("main").await.unwrap();
+        let v: Option<i64> = c.get("k").await.unwrap();
+        assert_eq!(v, Some(1));
+    });
+    w.keeper.check_invariants().unwrap();
 }
 
 #[test]
@@ -341,11 +394,23 @@ fn the_same_seed_gives_the_same_trace_and_another_seed_another() {
 fn close_stops_everything_and_later_calls_get_closed() {
     let w = world(12, small());
     w.sim.block_on(async {
-        let _c = w.keeper.get("main").await.unwrap();
+        let c = w.keeper.get("main").await.unwrap();
+        let e = w.keeper.get_exclusive("jobs").await.unwrap();
+        drop(e);
+        // Background loops (one per database) and the connections' drivers are running.
+        assert!(w.sim.tasks() >= 16 + 2, "{} tasks", w.sim.tasks());
         w.keeper.close().await;
         let err = w.keeper.get("main").await.unwrap_err();
         assert!(matches!(err, Error::Closed), "{err}");
+        drop(c);
     });
+    w.sim.run_until_idle();
+    assert_eq!(
+        w.sim.tasks(),
+        0,
+        "close stopped every background task and connection"
+    );
+    assert_eq!(w.redis.connected_clients(), 0);
 }
 
 #[test]
@@ -375,4 +440,31 @@ fn shared_handles_spread_commands_over_the_databases_multiplexed_connections() {
     assert_eq!(ids.len(), 2, "commands went over both shared connections");
     let pool = w.keeper.pool_stats("main").unwrap();
     assert_eq!((pool.shared, pool.in_use, pool.created), (2, 0, 2));
+}
+
+#[test]
+fn a_loading_episode_seen_only_by_health_checks_ends_when_their_ping_succeeds() {
+    let w = world(13, small());
+    let clock = w.sim.clock().clone();
+    w.sim.block_on(async {
+        let mut c = w.keeper.get("main").await.unwrap();
+        let _: () = c.set("k", 1).await.unwrap();
+        // No command is in flight while the server loads: only the health checks meet LOADING.
+        w.redis.set_loading(Duration::from_secs(40));
+        clock
+            .sleep_until(clock.now() + Duration::from_secs(120))
+            .await;
+        // Long after loading ended the health checks' PINGs succeed: the episode is over…
+        let stats = w.keeper.stats();
+        assert_eq!(stats.databases["main"].loading_episodes, 1);
+        assert_eq!(
+            stats.databases["main"].health,
+            Some(redis_keeper::HealthState::Healthy)
+        );
+        // …and commands run at once (not NotReady from a stale, timed-out episode).
+        let t = clock.now();
+        let v: i64 = c.get("k").await.unwrap();
+        assert_eq!(v, 1);
+        assert_eq!(clock.now(), t);
+    });
 }

@@ -55,7 +55,16 @@ impl Database {
     ) -> Result<Reply, CommandError> {
         for _ in 0..=MAX_LOADING_RESENDS {
             if self.is_loading() {
-                self.wait_ready(conn).await.map_err(|e| self.failed(e))?;
+                if let Err(e) = self.wait_ready(conn).await {
+                    // A probe that timed out or hit a dead socket leaves the connection unusable.
+                    let poisoned = e
+                        .failure_kind()
+                        .is_some_and(FailureKind::poisons_connection);
+                    return Err(CommandError {
+                        error: self.failed(e),
+                        poisoned,
+                    });
+                }
             }
             let permit = self.breaker_permit().map_err(|e| self.failed(e))?;
             let started = self.now();
@@ -104,7 +113,7 @@ impl Database {
                         self.enter_loading();
                         continue;
                     }
-                    self.breaker_report(permit, !kind.trips_breaker());
+                    self.breaker_report_on(conn, permit, !kind.trips_breaker());
                     if kind.poisons_connection() {
                         keeper_event!(self, WARN, error = %err, "connection failed; closing it");
                     }

@@ -1,5 +1,6 @@
 //! `RedisConn`: a redis-rs multiplexed connection plus the guard that stops its driver task.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use futures::future::AbortHandle;
@@ -11,6 +12,8 @@ use redis::aio::MultiplexedConnection;
 pub(crate) struct RedisConn {
     pub(crate) inner: MultiplexedConnection,
     _driver: Arc<DriverGuard>,
+    /// Set by the first transport failure seen on this connection (shared by every clone).
+    lost: Arc<AtomicBool>,
 }
 
 impl RedisConn {
@@ -18,7 +21,14 @@ impl RedisConn {
         Self {
             inner,
             _driver: Arc::new(DriverGuard(driver)),
+            lost: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Records a transport failure on this connection; true only for the first one. Every
+    /// command in flight on a multiplexed connection fails when it dies: that is one loss.
+    pub(crate) fn mark_lost(&self) -> bool {
+        !self.lost.swap(true, Ordering::AcqRel)
     }
 }
 

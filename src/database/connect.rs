@@ -44,7 +44,7 @@ impl Database {
                         self.enter_loading();
                         self.wait_ready(&conn).await?;
                     } else {
-                        self.policies().readiness.on_ready();
+                        self.mark_ready();
                     }
                     return Ok(conn);
                 }
@@ -138,6 +138,21 @@ impl Database {
         }
     }
 
+    /// A PING was answered (not `LOADING`): the dataset is loaded. Ends a loading or timed-out
+    /// episode, however it was noticed, and wakes the callers waiting for readiness.
+    pub(crate) fn mark_ready(&self) {
+        let was_ready = {
+            let mut p = self.policies();
+            let was_ready = matches!(p.readiness.state(), ReadinessState::Ready);
+            p.readiness.on_ready();
+            was_ready
+        };
+        if !was_ready {
+            self.ready_changed.notify(usize::MAX);
+            tracing::info!(db = %self.name, "server finished loading");
+        }
+    }
+
     /// Whether a `LOADING` episode is under way (callers wait before sending).
     pub(crate) fn is_loading(&self) -> bool {
         matches!(
@@ -167,7 +182,17 @@ impl Database {
                     return Err(e);
                 }
                 ReadinessAction::SendProbe(token) => {
-                    let result = ping(conn).await;
+                    // Bounded like any command: a server that freezes while loading must not
+                    // hold the prober (and every caller behind it) forever.
+                    let deadline = self.now() + self.policy.readiness.probe_timeout;
+                    let result = timeout_at(&**self.runtime.clock(), deadline, ping(conn))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(timed_out(
+                                "readiness probe timed out",
+                                FailureKind::ResponseTimeout,
+                            ))
+                        });
                     let outcome = match &result {
                         Ok(()) => ProbeOutcome::Ready,
                         Err((FailureKind::Loading, _)) => ProbeOutcome::Loading,
@@ -342,10 +367,14 @@ impl Database {
         match result {
             Ok(()) => {
                 self.breaker_report(permit, true);
+                // A health check or checkout validation may be what first sees the server
+                // ready again, e.g. when it met `LOADING` with no command waiting: without
+                // this the episode would stay open and later time out into `NotReady`.
+                self.mark_ready();
                 Ok(())
             }
             Err((kind, err)) => {
-                self.breaker_report(permit, !kind.trips_breaker());
+                self.breaker_report_on(conn, permit, !kind.trips_breaker());
                 if kind == FailureKind::Loading {
                     self.enter_loading();
                 }

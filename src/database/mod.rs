@@ -173,6 +173,18 @@ impl Database {
         self.breaker_closed.load(Ordering::Acquire)
     }
 
+    /// Reports the outcome of a call made on `conn` to the breaker. Only the first transport
+    /// failure on a connection counts (a probe's always does): when a multiplexed connection
+    /// dies, every command in flight on it fails at once, and that is one failure, not one per
+    /// command — else one reset under load would open the breaker while the server is fine.
+    pub(crate) fn breaker_report_on(&self, conn: &RedisConn, permit: Permit, transport_ok: bool) {
+        if transport_ok || permit.is_probe() || conn.mark_lost() {
+            self.breaker_report(permit, transport_ok);
+        } else {
+            tracing::debug!(db = %self.name, "another failure on a connection already lost; not counted");
+        }
+    }
+
     fn log_breaker(&self, t: Transition) {
         use crate::policy::BreakerStateKind;
         if t.to == BreakerStateKind::Open && t.from == BreakerStateKind::Closed {

@@ -1,8 +1,9 @@
-//! The runtime seams: [`Clock`], [`Spawn`] and [`Transport`], plus the [`Runtime`] bundle of all three.
+//! The runtime seams: [`Clock`], [`Spawn`] and [`Transport`], the [`Block`] waiter of the
+//! blocking API, and the [`Runtime`] bundle of them all.
 //!
 //! Everything above this module talks to time, tasks and sockets only through these object-safe
 //! traits, held as `Arc<dyn …>`, so public types carry no runtime type parameters. Adapters for
-//! tokio ([`tokio`] module) and smol ([`smol`] module) live in one file each;
+//! tokio (the [`tokio`] module) and smol (the [`smol`] module) live in one file each;
 //! the simulator ([`crate::sim`]) implements the same traits in virtual time.
 
 use std::fmt;
@@ -13,12 +14,14 @@ use std::time::{Duration, Instant};
 
 use futures::future::{BoxFuture, Either};
 
+mod block;
 mod compat;
 mod endpoint;
 pub mod smol;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
+pub use block::{block_with, Block, InAsyncContext, ThreadBlock};
 pub use compat::FuturesIo;
 pub use endpoint::{Endpoint, Keepalive, TcpOptions};
 
@@ -77,7 +80,8 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     async fn connect(&self, endpoint: &Endpoint, options: &TcpOptions) -> io::Result<BoxStream>;
 }
 
-/// The three seams bundled: what a Keeper needs from its runtime.
+/// The seams bundled: what a Keeper needs from its runtime (clock, spawner, transport, and the
+/// [`Block`] waiter its blocking API uses; [`ThreadBlock`] unless set with [`Runtime::with_blocker`]).
 ///
 /// ```
 /// # #[cfg(feature = "tokio")] {
@@ -95,6 +99,7 @@ pub struct Runtime {
     clock: Arc<dyn Clock>,
     spawn: Arc<dyn Spawn>,
     transport: Arc<dyn Transport>,
+    blocker: Arc<dyn Block>,
 }
 
 impl Runtime {
@@ -110,7 +115,27 @@ impl Runtime {
             clock,
             spawn,
             transport,
+            blocker: Arc::new(ThreadBlock),
         }
+    }
+
+    /// The same runtime with `blocker` as the waiter of the blocking API.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use redis_keeper::seams::{Runtime, ThreadBlock};
+    /// let rt = Runtime::smol().with_blocker(Arc::new(ThreadBlock));
+    /// assert_eq!(rt.name(), "smol");
+    /// ```
+    pub fn with_blocker(mut self, blocker: Arc<dyn Block>) -> Self {
+        self.blocker = blocker;
+        self
+    }
+
+    /// The same runtime with `clock` instead of its own.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The tokio runtime the caller is running on. Must be called inside a tokio runtime.
@@ -151,6 +176,11 @@ impl Runtime {
     /// The transport.
     pub fn transport(&self) -> &Arc<dyn Transport> {
         &self.transport
+    }
+
+    /// The waiter the blocking API runs its futures with.
+    pub fn blocker(&self) -> &Arc<dyn Block> {
+        &self.blocker
     }
 }
 

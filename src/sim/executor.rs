@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 
+use super::block::{InSimGuard, Shared as BlockShared, SimBlock};
 use super::{SimClock, Trace};
 use crate::seams::{Clock, Runtime, Spawn, Transport};
 use crate::Rng;
@@ -47,7 +48,11 @@ pub struct Sim {
     shared: Arc<Shared>,
     polls: AtomicU64,
     max_polls: u64,
+    blocking: Arc<BlockShared>,
 }
+
+/// How long (real time) a blocking thread may keep its turn before the Sim gives up.
+const QUIESCENCE_LIMIT: Duration = Duration::from_secs(30);
 
 /// What the [`Sim`] shares with its [`SimSpawn`]ers and task wakers.
 struct Shared {
@@ -118,6 +123,7 @@ impl Sim {
             }),
             polls: AtomicU64::new(0),
             max_polls: DEFAULT_MAX_POLLS,
+            blocking: Arc::new(BlockShared::default()),
         }
     }
 
@@ -170,7 +176,8 @@ impl Sim {
         }
     }
 
-    /// The seams of this world, named `"sim"`: its clock, its spawner and `transport`.
+    /// The seams of this world, named `"sim"`: its clock, its spawner, `transport` and its
+    /// [`SimBlock`] waiter for the blocking API.
     pub fn runtime(&self, transport: Arc<dyn Transport>) -> Runtime {
         Runtime::new(
             "sim",
@@ -178,6 +185,112 @@ impl Sim {
             Arc::new(self.spawner()),
             transport,
         )
+        .with_blocker(Arc::new(self.blocker()))
+    }
+
+    /// The blocking waiter of this world: threads waiting through it are tracked, so virtual time
+    /// moves only while every one of them is parked.
+    pub fn blocker(&self) -> SimBlock {
+        SimBlock {
+            shared: self.blocking.clone(),
+        }
+    }
+
+    /// Starts `f` on a new blocking thread, which runs only while the driving thread
+    /// ([`drive_until`](Sim::drive_until), [`block_on`](Sim::block_on),
+    /// [`run_blocking`](Sim::run_blocking)) hands it the turn, until it parks in the Sim's
+    /// [`SimBlock`] or finishes; threads and tasks take turns, so runs stay deterministic.
+    ///
+    /// ```
+    /// use redis_keeper::seams::{block_with, Clock};
+    /// use redis_keeper::sim::Sim;
+    /// use std::time::Duration;
+    /// let sim = Sim::new(1);
+    /// let (clock, blocker) = (sim.clock().clone(), sim.blocker());
+    /// let thread = sim.spawn_blocking(move || {
+    ///     let t0 = clock.now();
+    ///     block_with(&blocker, clock.sleep_until(t0 + Duration::from_secs(5))).unwrap();
+    ///     clock.now() - t0
+    /// });
+    /// sim.drive_until(|| thread.is_finished());
+    /// assert_eq!(thread.join(), Duration::from_secs(5));
+    /// ```
+    pub fn spawn_blocking<T, F>(&self, f: F) -> SimThread<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        struct Finish(Arc<BlockShared>, Arc<AtomicBool>, u64);
+        impl Drop for Finish {
+            fn drop(&mut self) {
+                self.1.store(true, Ordering::Release);
+                self.0.thread_finished(self.2);
+            }
+        }
+        let id = self.blocking.thread_spawned();
+        let finished = Arc::new(AtomicBool::new(false));
+        let finish = Finish(self.blocking.clone(), finished.clone(), id);
+        let handle = std::thread::spawn(move || {
+            let finish = finish;
+            finish.0.thread_started(id);
+            f()
+        });
+        SimThread { handle, finished }
+    }
+
+    /// Runs `f` on a blocking thread ([`spawn_blocking`](Sim::spawn_blocking)) while driving the
+    /// world, and returns its result (re-raising its panic).
+    pub fn run_blocking<T, F>(&self, f: F) -> T
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let thread = self.spawn_blocking(f);
+        self.drive_until(|| thread.is_finished());
+        thread.join()
+    }
+
+    /// Drives the world for blocking threads: runs ready tasks, then gives each runnable
+    /// blocking thread (lowest id first) its turn until it parks, and only when neither is left
+    /// jumps virtual time to the next deadline; returns once `done()` holds at such a quiet point.
+    ///
+    /// Panics (with the seed) on deadlock (threads waiting, nothing sleeping), when a blocking
+    /// thread keeps its turn for 30 s of real time, or past the poll bound.
+    pub fn drive_until(&self, mut done: impl FnMut() -> bool) {
+        loop {
+            self.count_poll();
+            self.run_until_idle();
+            if self.step_blocking() {
+                continue;
+            }
+            if done() {
+                return;
+            }
+            match self.clock.next_deadline() {
+                Some(deadline) => self.clock.advance_to(deadline),
+                None => panic!(
+                    "sim deadlock (seed {}) at virtual time +{:?}: blocking threads wait, no task \
+                     is ready and nothing sleeps ({} tasks blocked)",
+                    self.seed,
+                    self.clock.elapsed(),
+                    self.tasks(),
+                ),
+            }
+        }
+    }
+
+    /// Gives one runnable blocking thread its turn; returns whether there was one.
+    fn step_blocking(&self) -> bool {
+        match self.blocking.step(QUIESCENCE_LIMIT) {
+            Ok(ran) => ran,
+            Err(()) => panic!(
+                "sim (seed {}) at virtual time +{:?}: a blocking thread kept its turn for {:?} of \
+                 real time (blocked outside the Sim's SimBlock?)",
+                self.seed,
+                self.clock.elapsed(),
+                QUIESCENCE_LIMIT
+            ),
+        }
     }
 
     /// Runs `fut` to completion along with the spawned tasks, jumping virtual time whenever
@@ -200,6 +313,7 @@ impl Sim {
         let main = Arc::new(MainWake(AtomicBool::new(true)));
         let waker = Waker::from(main.clone());
         let mut cx = Context::from_waker(&waker);
+        let _in_sim = InSimGuard::enter();
         loop {
             if main.0.swap(false, Ordering::AcqRel) {
                 self.count_poll();
@@ -209,6 +323,10 @@ impl Sim {
             }
             let ran = self.run_round();
             if ran || main.0.load(Ordering::Acquire) || !lock(&self.shared.queue).is_empty() {
+                continue;
+            }
+            // Blocking threads take their turns before time moves.
+            if self.step_blocking() {
                 continue;
             }
             match self.clock.next_deadline() {
@@ -251,6 +369,7 @@ impl Sim {
     /// Polls each task queued at the start of the round once, in FIFO order; tasks woken during the
     /// round wait for the next one. Returns whether any task was polled.
     fn run_round(&self) -> bool {
+        let _in_sim = InSimGuard::enter();
         let queued = lock(&self.shared.queue).len();
         let mut ran = false;
         for _ in 0..queued {
@@ -322,6 +441,28 @@ impl fmt::Debug for Sim {
             .field("tasks", &self.tasks())
             .field("polls", &self.polls())
             .finish()
+    }
+}
+
+/// A thread started by [`Sim::spawn_blocking`].
+#[derive(Debug)]
+pub struct SimThread<T> {
+    handle: std::thread::JoinHandle<T>,
+    finished: Arc<AtomicBool>,
+}
+
+impl<T> SimThread<T> {
+    /// Whether the thread's function has returned (or panicked).
+    pub fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
+    }
+
+    /// Waits for the thread and returns its result, re-raising its panic.
+    pub fn join(self) -> T {
+        match self.handle.join() {
+            Ok(out) => out,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
     }
 }
 

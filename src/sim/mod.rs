@@ -5,6 +5,7 @@
 //! scenarios on a single-threaded executor that jumps virtual time to the next deadline, so a
 //! 60-second LOADING episode finishes in milliseconds and the same seed gives the same trace.
 
+mod block;
 mod clock;
 mod collections;
 mod commands;
@@ -19,8 +20,9 @@ mod tests;
 mod trace;
 mod transport;
 
+pub use block::SimBlock;
 pub use clock::{SimClock, Sleep};
-pub use executor::{Sim, SimSpawn};
+pub use executor::{Sim, SimSpawn, SimThread};
 pub use faults::{Episode, Fault, FaultPlan, Faults, Latency, Restart};
 pub use server::SimRedis;
 pub use trace::Trace;

@@ -1,0 +1,5 @@
+//! Helpers shared by the integration tests that talk to a real `redis-server`.
+// Each test crate uses a different subset of the helpers.
+#![allow(dead_code)]
+
+pub mod redis_server;
