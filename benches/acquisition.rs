@@ -7,7 +7,7 @@
 //!   transport (`sim`) and a real server (`real`, when `BENCH_REDIS_PORT` is set).
 //! - `acquire/real/tokio` also has deadpool-redis and bb8-redis, with their default checkout
 //!   check (a PING round trip) and with it off; `acquire_blocking/real` has r2d2 (redis's `r2d2`
-//!   feature) on 1, 2, 16 and 64 threads.
+//!   feature) on 1, 2, 16 and 64 threads beside `keeper.get_blocking` and `get_blocking_shared`.
 //! - `scaling/…`: the same checkouts with 16 and 64 databases configured, and from a pool holding
 //!   1 000 idle connections, with the default sweep and with a sweep every 10 ms.
 //!
@@ -169,7 +169,46 @@ fn blocking_rows(c: &mut Criterion) {
             });
         }
     }
-    // Follow-up: `keeper.get_blocking` rows once the blocking API is on main.
+    let port = common::real_port().expect("real server");
+    let keeper = Target::Real(port).keeper(Rt::Tokio);
+    drop(
+        keeper
+            .get_blocking_shared("main")
+            .expect("get_blocking_shared"),
+    );
+    common::warm_exclusive(&keeper, Rt::Tokio, "main", 4);
+    for tasks in TASKS {
+        group.bench_with_input(
+            BenchmarkId::new("keeper_blocking", tasks),
+            &tasks,
+            |b, &tasks| {
+                b.iter_custom(|iters| {
+                    let keeper = keeper.clone();
+                    common::run_threads(tasks, iters, move |n| {
+                        for _ in 0..n {
+                            drop(black_box(keeper.get_blocking("main").expect("blocking")));
+                        }
+                    })
+                })
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("keeper_blocking_shared", tasks),
+            &tasks,
+            |b, &tasks| {
+                b.iter_custom(|iters| {
+                    let keeper = keeper.clone();
+                    common::run_threads(tasks, iters, move |n| {
+                        for _ in 0..n {
+                            drop(black_box(
+                                keeper.get_blocking_shared("main").expect("blocking"),
+                            ));
+                        }
+                    })
+                })
+            },
+        );
+    }
     group.finish();
 }
 

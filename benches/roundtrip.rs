@@ -7,7 +7,8 @@
 //!   redis-rs `MultiplexedConnection`), and per GET a checkout from deadpool-redis and bb8-redis
 //!   (default, and with their checkout check off).
 //! - `roundtrip/pipeline16/real`: a 16-command GET pipeline, one task.
-//! - `roundtrip/blocking_get/real`: GET on a raw `redis::Connection` and through r2d2, one thread.
+//! - `roundtrip/blocking_get/real`: GET on a raw `redis::Connection`, through r2d2, and through
+//!   a Keeper's blocking connections (`get_blocking_shared`, `get_blocking`), one thread.
 //!
 //! Timings are wall time per GET (or per pipeline): total time over all tasks / operations.
 
@@ -215,7 +216,23 @@ fn blocking_rows(c: &mut Criterion) {
             black_box(v)
         })
     });
-    // Follow-up: `keeper.get_blocking` rows once the blocking API is on main.
+    let keeper = Target::Real(common::real_port().expect("real server")).keeper(Rt::Tokio);
+    let mut shared = keeper
+        .get_blocking_shared("main")
+        .expect("get_blocking_shared");
+    let mut exclusive = keeper.get_blocking("main").expect("get_blocking");
+    group.bench_function("keeper_blocking", |b| {
+        b.iter(|| {
+            let v: Option<String> = redis::Commands::get(&mut shared, KEY).expect("GET");
+            black_box(v)
+        })
+    });
+    group.bench_function("keeper_blocking_exclusive", |b| {
+        b.iter(|| {
+            let v: Option<String> = redis::Commands::get(&mut exclusive, KEY).expect("GET");
+            black_box(v)
+        })
+    });
     group.finish();
 }
 

@@ -140,8 +140,11 @@ for t in (1, 64):
                             "not measured", "≥ 0.97×", "–"))
 bg = "roundtrip/blocking_get/real"
 if med(bg, "keeper_blocking", "") is not None:
-    ratio_row("blocking GET vs raw redis::Connection", med(bg, "raw_connection", ""),
+    ratio_row("blocking GET (shared) vs raw redis::Connection", med(bg, "raw_connection", ""),
               med(bg, "keeper_blocking", ""), 0.97, le=False)
+    ratio_row("blocking GET (exclusive) vs raw redis::Connection",
+              med(bg, "raw_connection", ""), med(bg, "keeper_blocking_exclusive", ""), 0.97,
+              le=False)
 else:
     targets.append(("blocking GET vs raw redis::Connection", "follow-up: blocking API not on main",
                     "≥ 0.97×", "–"))
@@ -184,7 +187,7 @@ for g in groups("acquire/"):
         continue
     print(table(g, [1, 2, 16, 64]) + "\n")
 for g in groups("acquire_blocking/"):
-    print("Blocking (OS threads); `keeper.get_blocking` rows are a follow-up.\n")
+    print("Blocking: OS threads.\n")
     print(table(g, [1, 2, 16, 64]) + "\n")
 
 print("## Scaling (simulator transport, tokio, 1 task)\n")
@@ -212,7 +215,6 @@ for g in groups("roundtrip/pipeline16/"):
     print(table(g, [""], extra).replace("|  |", "| 1 task |", 1) + "\n")
 for g in groups("roundtrip/blocking_get/"):
     print(table(g, [""]).replace("|  |", "| 1 thread |", 1) + "\n")
-    print("`keeper.get_blocking`: follow-up once the blocking API is on main.\n")
 
 if memory:
     print("## Memory (heap bytes, counting allocator)\n")
