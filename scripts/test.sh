@@ -40,6 +40,9 @@ cargo test --all-features
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 
+step "benches compile; short acquisition smoke run (simulator)"
+scripts/bench-smoke.sh
+
 step "fuzz crate builds"
 (cd fuzz && cargo build --quiet)
 

@@ -8,7 +8,7 @@ use redis::aio::ConnectionLike;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 
 use crate::database::{CommandKind, Database, RedisConn};
-use crate::pool::{Lease, SharedConn};
+use crate::pool::Lease;
 use crate::stats::DbCounters;
 use crate::Error;
 
@@ -35,7 +35,9 @@ pub struct PooledConnection {
 }
 
 enum Handle {
-    Shared(Arc<SharedConn<RedisConn>>),
+    /// A share: each command goes to the database's next ready multiplexed connection, so the
+    /// handle itself holds none (getting and dropping one touches no connection).
+    Shared,
     Exclusive(Exclusive),
 }
 
@@ -67,7 +69,8 @@ impl Session {
 
     /// Notes what command `name` (with its first argument `sub`) does to the connection.
     fn observe(&mut self, name: &[u8], sub: Option<&[u8]>) {
-        match upper(name).as_str() {
+        let mut buf = [0u8; NAME_BUF];
+        match upper_in(name, &mut buf).unwrap_or_default() {
             "SELECT" => self.selected_other_db = true,
             "MULTI" => self.in_transaction = true,
             "EXEC" | "DISCARD" => {
@@ -79,7 +82,12 @@ impl Session {
             "SUBSCRIBE" | "PSUBSCRIBE" | "SSUBSCRIBE" | "MONITOR" | "AUTH" | "HELLO" | "RESET"
             | "READONLY" | "READWRITE" => self.changed_state = true,
             // Only some CLIENT subcommands change the connection (ID, INFO, LIST, … do not).
-            "CLIENT" if sub.is_none_or(|sub| client_changes_state(&upper(sub))) => {
+            "CLIENT"
+                if sub.is_none_or(|sub| {
+                    let mut buf = [0u8; NAME_BUF];
+                    upper_in(sub, &mut buf).is_some_and(client_changes_state)
+                }) =>
+            {
                 self.changed_state = true;
             }
             _ => {}
@@ -88,11 +96,11 @@ impl Session {
 }
 
 impl PooledConnection {
-    pub(crate) fn shared(db: Arc<Database>, conn: Arc<SharedConn<RedisConn>>) -> Self {
+    pub(crate) fn shared(db: Arc<Database>) -> Self {
         DbCounters::bump(&db.counters().live_handles);
         Self {
             db,
-            handle: Handle::Shared(conn),
+            handle: Handle::Shared,
         }
     }
 
@@ -126,21 +134,20 @@ impl PooledConnection {
     /// closed) cannot; a shared handle replaces a broken connection on its next command.
     pub(crate) fn is_usable(&self) -> bool {
         match &self.handle {
-            Handle::Shared(_) => true,
+            Handle::Shared => true,
             Handle::Exclusive(ex) => !ex.lease.is_discarded(),
         }
     }
 
     async fn run(&mut self, req: CommandKind<'_>) -> Result<crate::database::Reply, Error> {
         match &mut self.handle {
-            Handle::Shared(current) => {
+            Handle::Shared => {
                 refuse_on_shared(req)?;
                 // Spread requests over the database's shared connections; replace a broken one.
                 let conn = match self.db.shared.pick_ready() {
                     Some(conn) => conn,
                     None => self.db.shared_connection().await?,
                 };
-                *current = conn.clone();
                 self.db.execute(conn.conn(), req).await.map_err(|e| {
                     if e.poisoned {
                         conn.mark_broken();
@@ -225,10 +232,6 @@ impl ConnectionLike for PooledConnection {
     }
 }
 
-fn upper(name: &[u8]) -> String {
-    String::from_utf8_lossy(name).to_ascii_uppercase()
-}
-
 /// The command names in a request (first argument of each command), with their second argument.
 fn command_names<'a>(req: CommandKind<'a>) -> Vec<(&'a [u8], Option<&'a [u8]>)> {
     let first = |cmd: &'a Cmd| {
@@ -260,31 +263,57 @@ fn client_changes_state(sub: &str) -> bool {
 
 /// Refuses, on a shared connection, commands that change state for every user of it.
 fn refuse_on_shared(req: CommandKind<'_>) -> Result<(), Error> {
-    let cmds: Vec<&Cmd> = match req {
-        CommandKind::Single(cmd) => vec![cmd],
-        CommandKind::Pipeline(p, _, _) => p.cmd_iter().collect(),
+    match req {
+        CommandKind::Single(cmd) => refuse_command(cmd),
+        CommandKind::Pipeline(p, _, _) => p.cmd_iter().try_for_each(refuse_command),
+    }
+}
+
+fn refuse_command(cmd: &Cmd) -> Result<(), Error> {
+    let mut args = cmd.args_iter().filter_map(|a| match a {
+        redis::Arg::Simple(bytes) => Some(bytes),
+        _ => None,
+    });
+    let Some(first) = args.next() else {
+        return Ok(());
     };
-    for cmd in cmds {
-        let mut args = cmd.args_iter().filter_map(|a| match a {
-            redis::Arg::Simple(bytes) => Some(upper(bytes)),
-            _ => None,
-        });
-        let Some(name) = args.next() else { continue };
-        let refused = match name.as_str() {
-            "SELECT" | "WATCH" | "UNWATCH" | "MULTI" | "EXEC" | "DISCARD" | "SUBSCRIBE"
-            | "PSUBSCRIBE" | "SSUBSCRIBE" | "UNSUBSCRIBE" | "PUNSUBSCRIBE" | "SUNSUBSCRIBE"
-            | "MONITOR" | "BLPOP" | "BRPOP" | "BRPOPLPUSH" | "BLMOVE" | "BLMPOP" | "BZPOPMIN"
-            | "BZPOPMAX" | "BZMPOP" | "WAIT" | "WAITAOF" | "AUTH" | "HELLO" | "RESET" | "QUIT"
-            | "READONLY" | "READWRITE" | "ASKING" => true,
-            "CLIENT" => args.next().is_some_and(|sub| client_changes_state(&sub)),
-            "XREAD" | "XREADGROUP" => args.any(|a| a == "BLOCK"),
-            _ => false,
-        };
-        if refused {
-            return Err(Error::NeedsExclusive { command: name });
+    let mut buf = [0u8; NAME_BUF];
+    // Every refused name is short; a longer one is not among them.
+    let Some(name) = upper_in(first, &mut buf) else {
+        return Ok(());
+    };
+    let refused = match name {
+        "SELECT" | "WATCH" | "UNWATCH" | "MULTI" | "EXEC" | "DISCARD" | "SUBSCRIBE"
+        | "PSUBSCRIBE" | "SSUBSCRIBE" | "UNSUBSCRIBE" | "PUNSUBSCRIBE" | "SUNSUBSCRIBE"
+        | "MONITOR" | "BLPOP" | "BRPOP" | "BRPOPLPUSH" | "BLMOVE" | "BLMPOP" | "BZPOPMIN"
+        | "BZPOPMAX" | "BZMPOP" | "WAIT" | "WAITAOF" | "AUTH" | "HELLO" | "RESET" | "QUIT"
+        | "READONLY" | "READWRITE" | "ASKING" => true,
+        "CLIENT" => {
+            let mut sub = [0u8; NAME_BUF];
+            args.next()
+                .and_then(|a| upper_in(a, &mut sub))
+                .is_some_and(client_changes_state)
         }
+        "XREAD" | "XREADGROUP" => args.any(|a| a.eq_ignore_ascii_case(b"BLOCK")),
+        _ => false,
+    };
+    if refused {
+        return Err(Error::NeedsExclusive {
+            command: name.to_string(),
+        });
     }
     Ok(())
+}
+
+/// Longest command or subcommand name checked here, with room to spare.
+const NAME_BUF: usize = 16;
+
+/// `name` upper-cased into `buf` without allocating, when it fits and is UTF-8.
+fn upper_in<'b>(name: &[u8], buf: &'b mut [u8; NAME_BUF]) -> Option<&'b str> {
+    let out = buf.get_mut(..name.len())?;
+    out.copy_from_slice(name);
+    out.make_ascii_uppercase();
+    std::str::from_utf8(out).ok()
 }
 
 #[cfg(test)]

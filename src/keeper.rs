@@ -1,8 +1,9 @@
 //! `Keeper`: the manager. Names → databases, each with its pools, policies, stats and background
 //! task; the async API (`get`, `get_exclusive`, `pipeline`, shortcuts, stats, health, close).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -43,12 +44,39 @@ pub struct Keeper {
 
 struct Inner {
     databases: BTreeMap<String, Arc<Database>>,
+    /// The same databases for lookup by name on every `get`: hashing a short name is cheaper
+    /// than the string comparisons of an ordered search, and does not grow with the count.
+    index: HashMap<Box<str>, Arc<Database>, BuildHasherDefault<NameHasher>>,
     runtime_name: &'static str,
     clock: Arc<dyn crate::seams::Clock>,
     started: Instant,
     closed: AtomicBool,
     tasks: Mutex<Vec<AbortHandle>>,
     blocker: Arc<dyn crate::seams::Block>,
+}
+
+/// FNV-1a over a database name: names are short, known at build time and not attacker-chosen
+/// keys of an ever-growing map, so a DoS-resistant hash buys nothing here.
+#[derive(Default)]
+struct NameHasher(u64);
+
+impl Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// Health of every database, from [`Keeper::health`].
@@ -92,6 +120,10 @@ impl Keeper {
         };
         Keeper {
             inner: Arc::new(Inner {
+                index: databases
+                    .iter()
+                    .map(|(name, db)| (Box::from(name.as_str()), db.clone()))
+                    .collect(),
                 databases,
                 runtime_name: runtime.name(),
                 clock: runtime.clock().clone(),
@@ -108,7 +140,7 @@ impl Keeper {
             return Err(Error::Closed);
         }
         self.inner
-            .databases
+            .index
             .get(name)
             .ok_or_else(|| Error::UnknownDatabase {
                 name: name.to_string(),
@@ -136,14 +168,22 @@ impl Keeper {
     pub async fn get(&self, db: impl AsRef<str>) -> Result<PooledConnection, Error> {
         let db = self.database(db.as_ref())?;
         db.ensure_admitted()?;
-        let conn = db.shared_connection().await?;
-        Ok(PooledConnection::shared(db.clone(), conn))
+        // The common case, every slot ready: one load. Otherwise pick a slot in turn, filling an
+        // empty or broken one (in the background when another slot can serve meanwhile).
+        if !db.shared.all_ready() {
+            db.shared_connection().await?;
+        }
+        Ok(PooledConnection::shared(db.clone()))
     }
 
     /// A connection lent to this caller alone, for WATCH/MULTI, blocking commands and anything
     /// that changes connection state. Waits up to the pool wait timeout (`PoolTimeout`).
     pub async fn get_exclusive(&self, db: impl AsRef<str>) -> Result<PooledConnection, Error> {
         let db = self.database(db.as_ref())?;
+        // The common case without waiting or validating: a fresh idle connection.
+        if let Some(lease) = db.try_checkout_ready() {
+            return Ok(PooledConnection::exclusive(db.clone(), lease));
+        }
         let lease = db.checkout_exclusive().await?;
         Ok(PooledConnection::exclusive(db.clone(), lease))
     }

@@ -225,18 +225,35 @@ impl Database {
         })
     }
 
+    /// An idle connection that needs no validation, lent at once without waiting, while the
+    /// breaker is closed; `None` when the full [`Database::checkout_exclusive`] path is needed.
+    pub(crate) fn try_checkout_ready(&self) -> Option<Lease<RedisConn>> {
+        if !self.breaker_is_closed() {
+            return None;
+        }
+        let now = self.now();
+        let health = &self.policy.health;
+        self.pool.try_take_idle(now, |meta| {
+            !health.needs_checkout_check(now, meta.returned_at)
+        })
+    }
+
     /// An exclusive connection: idle (validated if it sat idle long), or newly opened.
     pub(crate) async fn checkout_exclusive(&self) -> Result<Lease<RedisConn>, Error> {
-        self.ensure_admitted()?;
-        let deadline = self.now() + self.settings.pool_wait_timeout;
+        // One clock read serves admission, the deadline, staleness and the checkout check.
+        let mut now = self.now();
+        self.ensure_admitted_at(now)?;
+        let deadline = now + self.settings.pool_wait_timeout;
         // Bounded: each round consumes an idle connection or ends.
-        for _ in 0..10_000 {
-            match self.pool.checkout(deadline).await {
+        for round in 0..10_000 {
+            if round > 0 {
+                now = self.now();
+            }
+            match self.pool.checkout(now, deadline).await {
                 Err(e) => return Err(self.pool_error(e)),
                 Ok(Checkout::Idle(mut lease)) => {
-                    let now = self.now();
                     let check = self
-                        .policies()
+                        .policy
                         .health
                         .needs_checkout_check(now, lease.meta().returned_at);
                     if check && self.validate(lease.conn_mut()).await.is_err() {
@@ -270,7 +287,11 @@ impl Database {
         });
         let unshare = |e: Arc<Error>| Arc::try_unwrap(e).unwrap_or_else(|e| e.duplicate());
         match pick {
-            Pick::Ready(conn) => Ok(conn),
+            Pick::Ready(conn) => {
+                // Every slot may be ready again (a replaced connection cleared the hint).
+                self.shared.refresh_filled();
+                Ok(conn)
+            }
             Pick::Wait(index, connecting) => {
                 self.shared.finish(index, connecting).await.map_err(unshare)
             }
@@ -286,7 +307,17 @@ impl Database {
 
     /// Fails at once with `CircuitOpen` when the breaker would reject a network call now.
     pub(crate) fn ensure_admitted(&self) -> Result<(), Error> {
-        let now = self.now();
+        if self.breaker_is_closed() {
+            return Ok(());
+        }
+        self.ensure_admitted_at(self.now())
+    }
+
+    /// [`Database::ensure_admitted`] with the time already read.
+    pub(crate) fn ensure_admitted_at(&self, now: std::time::Instant) -> Result<(), Error> {
+        if self.breaker_is_closed() {
+            return Ok(());
+        }
         let p = self.policies();
         if p.breaker.would_allow(now) {
             return Ok(());

@@ -16,6 +16,7 @@ mod conn;
 mod connect;
 mod settings;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -51,6 +52,9 @@ pub(crate) struct Database {
     pool: Pool<RedisConn>,
     pub(crate) shared: SharedSlots<RedisConn, Error>,
     counters: DbCounters,
+    /// Whether the breaker is closed: a mirror of the breaker state, written under the policies
+    /// lock after every breaker call, so admission of a healthy database takes no lock.
+    breaker_closed: AtomicBool,
     /// Notified whenever a readiness probe finishes, so waiters re-check at once.
     ready_changed: event_listener::Event,
     started: Instant,
@@ -83,6 +87,7 @@ impl Database {
             }),
             policy,
             counters: DbCounters::default(),
+            breaker_closed: AtomicBool::new(true),
             ready_changed: event_listener::Event::new(),
             conn_info,
             settings,
@@ -116,7 +121,12 @@ impl Database {
     /// Asks the breaker for permission to touch the network.
     pub(crate) fn breaker_permit(&self) -> Result<Permit, Error> {
         let now = self.now();
-        let result = self.policies().breaker.try_acquire(now);
+        let result = {
+            let mut p = self.policies();
+            let result = p.breaker.try_acquire(now);
+            self.mirror_breaker(&p);
+            result
+        };
         if let Ok(permit) = &result {
             if permit.is_probe() {
                 keeper_event!(self, WARN, "circuit breaker half-open: sending one probe");
@@ -136,15 +146,31 @@ impl Database {
         let now = self.now();
         let transition = {
             let mut p = self.policies();
-            if transport_ok {
+            let t = if transport_ok {
                 p.breaker.on_success(now, permit)
             } else {
                 p.breaker.on_failure(now, permit)
-            }
+            };
+            self.mirror_breaker(&p);
+            t
         };
         if let Some(t) = transition {
             self.log_breaker(t);
         }
+    }
+
+    /// Publishes whether the breaker is closed (call with the policies lock held).
+    fn mirror_breaker(&self, p: &Policies) {
+        let closed = matches!(
+            p.breaker.state(),
+            crate::policy::BreakerState::Closed { .. }
+        );
+        self.breaker_closed.store(closed, Ordering::Release);
+    }
+
+    /// Whether the breaker was closed at its last change (then every call is admitted).
+    pub(crate) fn breaker_is_closed(&self) -> bool {
+        self.breaker_closed.load(Ordering::Acquire)
     }
 
     /// Reports the outcome of a call made on `conn` to the breaker. Only the first transport

@@ -25,6 +25,15 @@ impl Default for HealthConfig {
     }
 }
 
+impl HealthConfig {
+    /// Whether a connection idle since `idle_since` is validated (PING) before it is lent at
+    /// `now`. Needs no schedule state, so callers decide it without taking a lock.
+    pub fn needs_checkout_check(&self, now: Instant, idle_since: Instant) -> bool {
+        self.check_on_checkout_after
+            .is_some_and(|after| now.saturating_duration_since(idle_since) > after)
+    }
+}
+
 /// When to run health checks: fixed rate, missed ticks skipped, at most one in flight.
 ///
 /// The driver must report [`on_check_finished`](Self::on_check_finished) on every path,
@@ -102,9 +111,7 @@ impl HealthSchedule {
     /// Whether a connection idle since `idle_since` must be checked before it is handed out at
     /// `now` (only with `check_on_checkout_after` set, idle strictly longer than it).
     pub fn needs_checkout_check(&self, now: Instant, idle_since: Instant) -> bool {
-        self.config
-            .check_on_checkout_after
-            .is_some_and(|after| now.saturating_duration_since(idle_since) > after)
+        self.config.needs_checkout_check(now, idle_since)
     }
 }
 

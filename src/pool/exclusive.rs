@@ -129,9 +129,14 @@ impl<C: Send + 'static> Pool<C> {
 
     /// Takes an idle connection (most recently returned first, closing stale ones on the way),
     /// or room to open one, or waits in FIFO order until `deadline`.
-    pub(crate) async fn checkout(&self, deadline: Instant) -> Result<Checkout<C>, PoolError> {
-        let started = self.inner.clock.now();
-        let (id, rx) = match self.inner.try_checkout()? {
+    /// `now` is the caller's reading of the pool's clock.
+    pub(crate) async fn checkout(
+        &self,
+        now: Instant,
+        deadline: Instant,
+    ) -> Result<Checkout<C>, PoolError> {
+        let started = now;
+        let (id, rx) = match self.inner.try_checkout(now)? {
             Ok(checkout) => return Ok(checkout),
             Err(waiting) => waiting,
         };
@@ -150,6 +155,37 @@ impl<C: Send + 'static> Pool<C> {
                 })
             }
         }
+    }
+
+    /// The most recently returned idle connection, if it is not stale at `now` and `ready`
+    /// accepts it; `None` leaves everything as it was (the caller takes the full
+    /// [`Pool::checkout`] path). Never waits, never closes anything: the lock-and-pop fast path.
+    pub(crate) fn try_take_idle(
+        &self,
+        now: Instant,
+        ready: impl FnOnce(&ConnMeta) -> bool,
+    ) -> Option<Lease<C>> {
+        let idle = {
+            let mut state = self.inner.lock();
+            let back = state.idle.back()?;
+            let entry = IdleEntry {
+                id: back.meta.id,
+                returned_at: back.meta.returned_at,
+                created_at: back.meta.created_at,
+            };
+            if state.closed || state.policy.is_stale(now, &entry) || !ready(&back.meta) {
+                return None;
+            }
+            state.lent += 1;
+            state.idle.pop_back()?
+        };
+        PoolCounters::bump(&self.inner.counters.hits);
+        Some(Lease {
+            conn: Some(idle.conn),
+            meta: idle.meta,
+            pool: self.inner.clone(),
+            discard: false,
+        })
     }
 
     /// Runs the idle sweep if it is due at `now`; returns how many connections it closed.
@@ -269,8 +305,8 @@ impl<C: Send + 'static> Inner<C> {
     #[allow(clippy::type_complexity)]
     fn try_checkout(
         self: &Arc<Self>,
+        now: Instant,
     ) -> Result<Result<Checkout<C>, (u64, oneshot::Receiver<Grant<C>>)>, PoolError> {
-        let now = self.clock.now();
         let mut stale = Vec::new();
         let result = {
             let mut state = self.lock();

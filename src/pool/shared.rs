@@ -34,6 +34,8 @@ enum Slot<C: Send + 'static, E> {
 pub(crate) struct SharedConn<C: Send + 'static> {
     lease: SharedLease<C>,
     broken: AtomicBool,
+    /// The slots' "every slot ready" hint, cleared when this connection is marked broken.
+    filled: Arc<AtomicBool>,
 }
 
 impl<C: Send + 'static> SharedConn<C> {
@@ -45,6 +47,7 @@ impl<C: Send + 'static> SharedConn<C> {
     /// Marks the connection as unusable: no new command is sent on it.
     pub(crate) fn mark_broken(&self) {
         self.broken.store(true, Ordering::Release);
+        self.filled.store(false, Ordering::Release);
     }
 
     /// Whether a transport failure was seen on this connection.
@@ -60,6 +63,8 @@ pub(crate) struct SharedSlots<C: Send + Sync + 'static, E> {
     next: AtomicUsize,
     /// Round-robin cursor of `pick` (per `get`), separate so the two cannot fall into step.
     next_pick: AtomicUsize,
+    /// Whether every slot is ready and unbroken (see [`SharedSlots::all_ready`]).
+    filled: Arc<AtomicBool>,
 }
 
 impl<C, E> SharedSlots<C, E>
@@ -73,7 +78,25 @@ where
             slots: (0..n.max(1)).map(|_| RwLock::new(Slot::Empty)).collect(),
             next: AtomicUsize::new(0),
             next_pick: AtomicUsize::new(0),
+            filled: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Whether every slot held a ready, unbroken connection when last looked at: one load, for
+    /// `get`'s fast path (a shared `PooledConnection` picks a connection per command, so `get`
+    /// takes none). A hint: a connection marked broken clears it at once; the slow path
+    /// ([`SharedSlots::pick`], then [`SharedSlots::refresh_filled`]) sets it again.
+    pub(crate) fn all_ready(&self) -> bool {
+        self.filled.load(Ordering::Acquire)
+    }
+
+    /// Looks at every slot and publishes whether all are ready and unbroken.
+    pub(crate) fn refresh_filled(&self) {
+        let all = self
+            .slots
+            .iter()
+            .all(|slot| matches!(&*read(slot), Slot::Ready(conn) if !conn.is_broken()));
+        self.filled.store(all, Ordering::Release);
     }
 
     /// A ready, unbroken connection from the next slot in turn, without connecting.
@@ -112,12 +135,14 @@ where
                 };
             }
             _ => {
+                let filled = self.filled.clone();
                 let fut = connect()
-                    .map(|r| {
+                    .map(move |r| {
                         r.map(|lease| {
                             Arc::new(SharedConn {
                                 lease,
                                 broken: AtomicBool::new(false),
+                                filled,
                             })
                         })
                         .map_err(Arc::new)
@@ -151,6 +176,8 @@ where
                 };
             }
         }
+        drop(slot);
+        self.refresh_filled();
         result
     }
 
@@ -170,6 +197,7 @@ where
 
     /// Marks every held connection broken and empties the slots (close or forced reconnect).
     pub(crate) fn clear(&self) {
+        self.filled.store(false, Ordering::Release);
         for slot in self.slots.iter() {
             let old = std::mem::replace(&mut *write(slot), Slot::Empty);
             if let Slot::Ready(conn) = &old {
