@@ -158,6 +158,7 @@ impl Database {
             match action {
                 ReadinessAction::Ready => return Ok(()),
                 ReadinessAction::GiveUp => {
+                    DbCounters::bump(&self.counters.readiness_timeouts);
                     tracing::error!(db = %self.name, "readiness timed out: still loading");
                     let e = Error::NotReady {
                         db: self.name.to_string(),
