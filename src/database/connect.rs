@@ -138,12 +138,27 @@ impl Database {
         }
     }
 
-    /// Whether a `LOADING` episode is under way (callers wait before sending).
+    /// Whether a `LOADING` episode is under way (callers wait before sending). An episode whose
+    /// deadline has passed is over (timed out), even if nobody polled it since: a caller arriving
+    /// later sends its command rather than failing at once with `NotReady`.
     pub(crate) fn is_loading(&self) -> bool {
-        matches!(
-            self.policies().readiness.state(),
-            ReadinessState::Loading { .. }
-        )
+        let now = self.now();
+        let mut p = self.policies();
+        p.readiness.tick(now);
+        matches!(p.readiness.state(), ReadinessState::Loading { .. })
+    }
+
+    /// A reply that was not `-LOADING` arrived: the server has its dataset. Ends a loading
+    /// episode or a timed-out one (so health leaves `Failed`) and wakes readiness waiters.
+    pub(crate) fn mark_ready(&self) {
+        let mut p = self.policies();
+        if matches!(p.readiness.state(), ReadinessState::Ready) {
+            return;
+        }
+        p.readiness.on_ready();
+        drop(p);
+        tracing::info!(db = %self.name, "server answered: ready");
+        self.ready_changed.notify(usize::MAX);
     }
 
     /// Waits until the server answers PING, probing on `conn` when it is this caller's turn
@@ -303,6 +318,7 @@ impl Database {
         match result {
             Ok(()) => {
                 self.breaker_report(permit, true);
+                self.mark_ready();
                 Ok(())
             }
             Err((kind, err)) => {
