@@ -1,7 +1,7 @@
 //! Swarm simulation over many seeds (`redis_keeper::sim::swarm`): faults, then a heal; every
 //! seed twice with equal trace hashes; every rare transition reached at least once.
 //!
-//! - `SIM_SEEDS=<n>` runs seeds `SIM_SEED_BASE..SIM_SEED_BASE+n` (default 0..200; CI target 10 000
+//! - `SIM_SEEDS=<n>` runs seeds `SIM_SEED_BASE..SIM_SEED_BASE+n` (default 0..600, ~30 s in debug; CI target 10 000
 //!   in release: `scripts/swarm.sh`).
 //! - `SIM_SEED=<n>` reruns one seed and prints its trace.
 //!
@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use redis_keeper::sim::swarm::{run, Rare, SwarmReport, SwarmSpec};
 
-const DEFAULT_SEEDS: u64 = 200;
+const DEFAULT_SEEDS: u64 = 600;
 
 fn env_u64(name: &str) -> Option<u64> {
     let v = std::env::var(name).ok()?;
