@@ -41,7 +41,11 @@ fn load(path: &Path) -> Result<(), ConfigError> {
 #[test]
 fn every_bad_config_is_a_typed_error_naming_the_value_without_secrets() {
     let files = fixtures();
-    assert!(files.len() >= 30, "the corpus shrank: {} files", files.len());
+    assert!(
+        files.len() >= 30,
+        "the corpus shrank: {} files",
+        files.len()
+    );
     let mut problems = Vec::new();
     for path in &files {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
@@ -70,7 +74,9 @@ fn every_bad_config_is_a_typed_error_naming_the_value_without_secrets() {
         }
         for secret in &secrets {
             if shown.contains(secret.as_str()) || debug.contains(secret.as_str()) {
-                problems.push(format!("{name}: error shows the secret `{secret}`: {debug}"));
+                problems.push(format!(
+                    "{name}: error shows the secret `{secret}`: {debug}"
+                ));
             }
         }
         println!("{name}: {shown}");
@@ -86,13 +92,21 @@ fn the_same_bad_values_from_the_environment_are_typed_errors_without_secrets() {
         ("REDIS_KEEPER_MAIN_DB", "16", "16"),
         ("REDIS_KEEPER_MAIN_DB", "-1", "-1"),
         ("REDIS_KEEPER_MAX_CONNECTIONS", "0", "0"),
-        ("REDIS_KEEPER_MAX_CONNECTIONS", "99999999999999999999", "99999999999999999999"),
+        (
+            "REDIS_KEEPER_MAX_CONNECTIONS",
+            "99999999999999999999",
+            "99999999999999999999",
+        ),
         ("REDIS_KEEPER_SOCKET_TIMEOUT", "1e300", "1e300"),
         ("REDIS_KEEPER_SOCKET_TIMEOUT", "NaN", "NaN"),
         ("REDIS_KEEPER_COLOUR", "red", "REDIS_KEEPER_COLOUR"),
         ("REDIS_KEEPER_NOSUCHDB_DB", "3", "REDIS_KEEPER_NOSUCHDB_DB"),
         ("REDIS_HOST", "redis://:env-secret-77@cache:6379", "host"),
-        ("REDIS_KEEPER_MAIN_HOST", "admin:env-secret-77@cache", "host"),
+        (
+            "REDIS_KEEPER_MAIN_HOST",
+            "admin:env-secret-77@cache",
+            "host",
+        ),
     ];
     for (var, value, want) in cases {
         let env = HashMap::from([

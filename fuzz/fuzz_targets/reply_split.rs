@@ -130,7 +130,9 @@ fn build(c: &Command) -> Result<redis::Cmd, redis::Pipeline> {
         }
         Command::Hset(k, f, v) => {
             let mut x = redis::cmd("HSET");
-            x.arg(format!("h{}", k % 4)).arg(f.as_slice()).arg(v.as_slice());
+            x.arg(format!("h{}", k % 4))
+                .arg(f.as_slice())
+                .arg(v.as_slice());
             x
         }
         Command::Hgetall(k) => {

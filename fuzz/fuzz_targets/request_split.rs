@@ -139,10 +139,16 @@ fuzz_target!(|input: Input| {
     let mut rest = &whole.0[..];
     while !rest.is_empty() {
         let n = reply_len(rest).unwrap_or_else(|| {
-            panic!("reply bytes are not RESP2: {:?}", String::from_utf8_lossy(rest))
+            panic!(
+                "reply bytes are not RESP2: {:?}",
+                String::from_utf8_lossy(rest)
+            )
         });
         if let Err(e) = redis::parse_redis_value(&rest[..n]) {
-            panic!("redis-rs cannot parse {:?}: {e}", String::from_utf8_lossy(&rest[..n]));
+            panic!(
+                "redis-rs cannot parse {:?}: {e}",
+                String::from_utf8_lossy(&rest[..n])
+            );
         }
         rest = &rest[n..];
     }

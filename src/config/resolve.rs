@@ -201,7 +201,11 @@ fn finalize(name: &str, p: &Partial, origins: &Origins) -> Result<DatabaseSettin
         return Err(bad("db", "expected 0..=15"));
     }
     let host = p.host.clone().ok_or_else(|| bad("host", "missing"))?;
-    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '/' || c == '@') {
+    if host.is_empty()
+        || host
+            .chars()
+            .any(|c| c.is_whitespace() || c == '/' || c == '@')
+    {
         // A URL here may carry credentials (`redis://:pw@host`): never echo them.
         return Err(ConfigError::InvalidValue {
             key: "host".to_owned(),
@@ -324,7 +328,10 @@ mod redact_tests {
 
     #[test]
     fn userinfo_is_hidden() {
-        assert_eq!(redact_userinfo("redis://:pw@h:6379/0"), "redis://***@h:6379/0");
+        assert_eq!(
+            redact_userinfo("redis://:pw@h:6379/0"),
+            "redis://***@h:6379/0"
+        );
         assert_eq!(redact_userinfo("u:pw@h"), "***@h");
         assert_eq!(redact_userinfo("a@b@h"), "***@h");
         assert_eq!(redact_userinfo("plain-host"), "plain-host");

@@ -369,7 +369,8 @@ impl StateMachineTest for PoolTest {
             Op::Checkout { wait } => {
                 let pool = sut.pool.clone();
                 let deadline = sut.clock.now() + Duration::from_millis(wait);
-                let mut fut: CheckoutFuture = Box::pin(async move { pool.checkout(deadline).await });
+                let mut fut: CheckoutFuture =
+                    Box::pin(async move { pool.checkout(deadline).await });
                 match Sut::poll_one(&mut fut) {
                     Poll::Ready(out) => sut.take(out),
                     Poll::Pending => sut.waiters.push(fut),

@@ -236,9 +236,7 @@ impl SwarmSpec {
             let fault = match rng.below(4) {
                 0 => Fault::Refuse { duration: long },
                 1 => Fault::Loading { duration: long },
-                2 => Fault::Stall {
-                    duration: long / 4,
-                },
+                2 => Fault::Stall { duration: long / 4 },
                 _ => Fault::Restart(Restart {
                     down: long / 4,
                     loading: long / 2,
@@ -278,7 +276,11 @@ impl SwarmSpec {
                     .retry_multiplier(db.retry_min)
                     .retry_min(db.retry_min)
                     .retry_max(db.retry_max)
-                    .retry_jitter(if db.jitter { Jitter::Full } else { Jitter::None })
+                    .retry_jitter(if db.jitter {
+                        Jitter::Full
+                    } else {
+                        Jitter::None
+                    })
                     .loading_poll_interval(db.loading_poll_interval)
                     .loading_timeout(db.loading_timeout)
                     .idle_timeout(db.idle_timeout)
@@ -626,7 +628,10 @@ impl World {
                     seq += 1;
                     self.op_set_get(index, db, seq, cancel_at).await;
                 }
-                2 | 3 => self.op_pipeline(index, db, &a, &b, op == 3, cancel_at).await,
+                2 | 3 => {
+                    self.op_pipeline(index, db, &a, &b, op == 3, cancel_at)
+                        .await
+                }
                 4 => self.op_transaction(index, db, &a, &b, cancel_at).await,
                 5 => {
                     let hold = ms(250 * rng.below(8));
@@ -708,7 +713,11 @@ impl World {
                 Ok([x, y])
             })
             .await;
-        self.outcome(task, &format!("MULTI/EXEC {}/{a},{b}", self.db_name(db)), &r);
+        self.outcome(
+            task,
+            &format!("MULTI/EXEC {}/{a},{b}", self.db_name(db)),
+            &r,
+        );
         self.incr_finished(db, &[a, b], epoch, r.as_ref().ok().map(|v| &v[..]));
     }
 
@@ -733,7 +742,11 @@ impl World {
             Ok((c, v)) => (Some(c), Ok(v)),
             Err(e) => (None, Err(e)),
         };
-        self.outcome(task, &format!("EXCLUSIVE INCR {}/{key}", self.db_name(db)), &r);
+        self.outcome(
+            task,
+            &format!("EXCLUSIVE INCR {}/{key}", self.db_name(db)),
+            &r,
+        );
         self.incr_finished(db, &[key], epoch, r.as_ref().ok().map(std::slice::from_ref));
         if let Some(conn) = conn {
             self.clock.sleep_until(self.clock.now() + hold).await;

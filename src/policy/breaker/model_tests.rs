@@ -265,18 +265,27 @@ impl StateMachineTest for BreakerTest {
         };
         assert_eq!(sut.breaker.state(), want);
         assert_eq!(sut.breaker.next_deadline(), m.probe_from().map(at));
-        assert_eq!(sut.breaker.would_allow(sut.now), match m.probe_from() {
-            None => true,
-            Some(p) => m.now >= p,
-        });
+        assert_eq!(
+            sut.breaker.would_allow(sut.now),
+            match m.probe_from() {
+                None => true,
+                Some(p) => m.now >= p,
+            }
+        );
         assert_eq!(
             (sut.breaker.trips(), sut.breaker.rejections()),
             (m.trips, m.rejections)
         );
         if let S::Closed(n) = m.state {
-            assert!(n < m.threshold.max(1), "a closed breaker is below its threshold");
+            assert!(
+                n < m.threshold.max(1),
+                "a closed breaker is below its threshold"
+            );
         }
-        assert_eq!(sut.breaker.config().open_for, Duration::from_secs(m.open_for));
+        assert_eq!(
+            sut.breaker.config().open_for,
+            Duration::from_secs(m.open_for)
+        );
     }
 }
 
