@@ -37,6 +37,9 @@ cargo test --no-default-features --features smol,sim
 step "tests: all features"
 cargo test --all-features
 
+step "swarm simulation: 10 000 seeds, each twice (release)"
+scripts/swarm.sh 10000
+
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 

@@ -37,10 +37,14 @@ pub struct DatabaseStats {
     pub retries: u64,
     /// Times the circuit breaker opened.
     pub breaker_trips: u64,
+    /// Times a failed half-open probe opened the breaker again.
+    pub breaker_reopens: u64,
     /// Calls rejected at once because the breaker was open.
     pub rejected_while_open: u64,
     /// `LOADING` episodes ridden out or timed out.
     pub loading_episodes: u64,
+    /// Readiness waits that gave up with `NotReady` (still loading at the deadline).
+    pub readiness_timeouts: u64,
     /// Background health checks run.
     pub health_checks: u64,
     /// Background health checks that failed.
@@ -127,8 +131,10 @@ pub(crate) struct DbCounters {
     pub(crate) connect_failed: AtomicU64,
     pub(crate) retries: AtomicU64,
     pub(crate) trips: AtomicU64,
+    pub(crate) reopens: AtomicU64,
     pub(crate) rejected: AtomicU64,
     pub(crate) loading_episodes: AtomicU64,
+    pub(crate) readiness_timeouts: AtomicU64,
     pub(crate) health_checks: AtomicU64,
     pub(crate) health_failed: AtomicU64,
     pub(crate) live_handles: AtomicU64,
@@ -167,8 +173,10 @@ impl DbCounters {
         out.connections_failed = Self::read(&self.connect_failed);
         out.retries = Self::read(&self.retries);
         out.breaker_trips = Self::read(&self.trips);
+        out.breaker_reopens = Self::read(&self.reopens);
         out.rejected_while_open = Self::read(&self.rejected);
         out.loading_episodes = Self::read(&self.loading_episodes);
+        out.readiness_timeouts = Self::read(&self.readiness_timeouts);
         out.health_checks = Self::read(&self.health_checks);
         out.health_checks_failed = Self::read(&self.health_failed);
         out.live_handles = Self::read(&self.live_handles);

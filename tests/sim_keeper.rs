@@ -492,3 +492,51 @@ fn a_broken_shared_connection_stops_counting_against_the_limit_at_the_next_sweep
     assert_eq!((s.closed, s.shared, s.created), (1, 2, 3), "{s:?}");
     w.keeper.check_invariants().unwrap();
 }
+
+#[test]
+fn after_a_readiness_timeout_the_first_reply_makes_the_database_healthy_again() {
+    // Found by the swarm (seed 4): once a LOADING episode timed out, commands went through again
+    // but nothing told readiness, so health stayed Failed for good; and the first caller after
+    // an unpolled deadline got NotReady at once although the server had finished loading.
+    let w = world(13, small());
+    let clock = w.sim.clock().clone();
+    w.sim.block_on(async {
+        let mut c = w.keeper.get("main").await.unwrap();
+        let _: () = c.set("k", 1).await.unwrap();
+        w.redis.set_loading(Duration::from_secs(600));
+        let err = c.get::<_, i64>("k").await.unwrap_err();
+        assert!(err.to_string().contains("not ready"), "{err}");
+        w.redis.set_loading(Duration::ZERO);
+        clock
+            .sleep_until(clock.now() + Duration::from_secs(1))
+            .await;
+        let v: i64 = c.get("k").await.unwrap();
+        assert_eq!(v, 1);
+    });
+    assert_eq!(
+        w.keeper.stats().databases["main"].health,
+        Some(redis_keeper::HealthState::Healthy)
+    );
+
+    // An episode whose deadline passed unpolled is over: the next caller sends its command.
+    let w = world(14, small());
+    let clock = w.sim.clock().clone();
+    w.sim.block_on(async {
+        let mut c = w.keeper.get("main").await.unwrap();
+        w.redis.set_loading(Duration::from_secs(30));
+        // A pipeline whose every reply is LOADING starts an episode, then times out at 60 s.
+        let mut other = w.keeper.get("main").await.unwrap();
+        let r = redis_keeper::seams::timeout_at(
+            &clock,
+            clock.now() + Duration::from_secs(1),
+            other.get::<_, Option<i64>>("k"),
+        )
+        .await;
+        assert!(r.is_err(), "cancelled while waiting for readiness");
+        clock
+            .sleep_until(clock.now() + Duration::from_secs(120))
+            .await;
+        let v: Option<i64> = c.get("k").await.unwrap();
+        assert_eq!(v, None);
+    });
+}

@@ -201,8 +201,19 @@ fn finalize(name: &str, p: &Partial, origins: &Origins) -> Result<DatabaseSettin
         return Err(bad("db", "expected 0..=15"));
     }
     let host = p.host.clone().ok_or_else(|| bad("host", "missing"))?;
-    if host.is_empty() || host.chars().any(char::is_whitespace) {
-        return Err(bad("host", "expected a host name or address"));
+    if host.is_empty()
+        || host
+            .chars()
+            .any(|c| c.is_whitespace() || c == '/' || c == '@')
+    {
+        // A URL here may carry credentials (`redis://:pw@host`): never echo them.
+        return Err(ConfigError::InvalidValue {
+            key: "host".to_owned(),
+            value: redact_userinfo(&host.escape_debug().to_string()),
+            origin: origins.get("host"),
+            reason: "expected a host name or address, not a URL (set `password` separately)"
+                .to_owned(),
+        });
     }
     let port = p.port.ok_or_else(|| bad("port", "missing"))?;
     if port == 0 {
@@ -299,4 +310,30 @@ fn finalize(name: &str, p: &Partial, origins: &Origins) -> Result<DatabaseSettin
         },
         pool_wait_timeout: duration("pool_wait_timeout", p.pool_wait_timeout, false)?,
     })
+}
+
+/// `scheme://user:password@rest` → `scheme://***@rest` (and `user:pw@rest` → `***@rest`): the
+/// part of a URL-like value that may hold credentials, hidden.
+fn redact_userinfo(value: &str) -> String {
+    let Some(at) = value.rfind('@') else {
+        return value.to_owned();
+    };
+    let start = value.find("://").map_or(0, |i| i + 3).min(at);
+    format!("{}***{}", &value[..start], &value[at..])
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact_userinfo;
+
+    #[test]
+    fn userinfo_is_hidden() {
+        assert_eq!(
+            redact_userinfo("redis://:pw@h:6379/0"),
+            "redis://***@h:6379/0"
+        );
+        assert_eq!(redact_userinfo("u:pw@h"), "***@h");
+        assert_eq!(redact_userinfo("a@b@h"), "***@h");
+        assert_eq!(redact_userinfo("plain-host"), "plain-host");
+    }
 }

@@ -44,7 +44,7 @@ impl<'de> Deserialize<'de> for Seconds {
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Seconds, E> {
                 seconds(v)
                     .map(Seconds)
-                    .map_err(|why| E::custom(format!("invalid duration {v}: {why}")))
+                    .map_err(|why| E::custom(format!("invalid duration {v:?}: {why}")))
             }
         }
         d.deserialize_any(V)

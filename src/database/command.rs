@@ -103,6 +103,7 @@ impl Database {
                         DbCounters::bump(&self.counters.failed);
                     } else {
                         DbCounters::bump(&self.counters.ok);
+                        self.mark_ready();
                     }
                     return Ok(reply);
                 }

@@ -138,27 +138,27 @@ impl Database {
         }
     }
 
-    /// A PING was answered (not `LOADING`): the dataset is loaded. Ends a loading or timed-out
-    /// episode, however it was noticed, and wakes the callers waiting for readiness.
-    pub(crate) fn mark_ready(&self) {
-        let was_ready = {
-            let mut p = self.policies();
-            let was_ready = matches!(p.readiness.state(), ReadinessState::Ready);
-            p.readiness.on_ready();
-            was_ready
-        };
-        if !was_ready {
-            self.ready_changed.notify(usize::MAX);
-            tracing::info!(db = %self.name, "server finished loading");
-        }
+    /// Whether a `LOADING` episode is under way (callers wait before sending). An episode whose
+    /// deadline has passed is over (timed out), even if nobody polled it since: a caller arriving
+    /// later sends its command rather than failing at once with `NotReady`.
+    pub(crate) fn is_loading(&self) -> bool {
+        let now = self.now();
+        let mut p = self.policies();
+        p.readiness.tick(now);
+        matches!(p.readiness.state(), ReadinessState::Loading { .. })
     }
 
-    /// Whether a `LOADING` episode is under way (callers wait before sending).
-    pub(crate) fn is_loading(&self) -> bool {
-        matches!(
-            self.policies().readiness.state(),
-            ReadinessState::Loading { .. }
-        )
+    /// A reply that was not `-LOADING` arrived: the server has its dataset. Ends a loading
+    /// episode or a timed-out one (so health leaves `Failed`) and wakes readiness waiters.
+    pub(crate) fn mark_ready(&self) {
+        let mut p = self.policies();
+        if matches!(p.readiness.state(), ReadinessState::Ready) {
+            return;
+        }
+        p.readiness.on_ready();
+        drop(p);
+        keeper_event!(self, INFO, "server answered: ready");
+        self.ready_changed.notify(usize::MAX);
     }
 
     /// Waits until the server answers PING, probing on `conn` when it is this caller's turn
@@ -173,6 +173,7 @@ impl Database {
             match action {
                 ReadinessAction::Ready => return Ok(()),
                 ReadinessAction::GiveUp => {
+                    DbCounters::bump(&self.counters.readiness_timeouts);
                     keeper_event!(self, ERROR, "readiness timed out: still loading");
                     let e = Error::NotReady {
                         db: self.name.to_string(),

@@ -190,6 +190,9 @@ impl Database {
         if t.to == BreakerStateKind::Open && t.from == BreakerStateKind::Closed {
             DbCounters::bump(&self.counters.trips);
         }
+        if t.to == BreakerStateKind::Open && t.from == BreakerStateKind::HalfOpen {
+            DbCounters::bump(&self.counters.reopens);
+        }
         keeper_event!(self, WARN, from = ?t.from, to = ?t.to, "circuit breaker transition");
     }
 

@@ -298,4 +298,6 @@ impl CircuitBreaker {
 }
 
 #[cfg(test)]
+mod model_tests;
+#[cfg(test)]
 mod tests;

@@ -68,3 +68,32 @@ impl FailureKind {
         matches!(self, Self::ConnectTimeout | Self::ResponseTimeout)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::FailureKind::{self, *};
+
+    /// Every kind with (retryable, trips breaker, poisons connection, timeout), from DESIGN §3.
+    const TABLE: [(FailureKind, bool, bool, bool, bool); 10] = [
+        (Io, true, true, true, false),
+        (ConnectTimeout, true, true, true, true),
+        (ResponseTimeout, true, true, true, true),
+        (Protocol, true, true, true, false),
+        (Loading, false, false, false, false),
+        (TryAgain, true, false, false, false),
+        (MasterDown, true, false, false, false),
+        (Auth, false, false, false, false),
+        (CircuitOpen, false, false, false, false),
+        (Server, false, false, false, false),
+    ];
+
+    #[test]
+    fn every_kind_is_classified_as_the_design_says() {
+        for (kind, retryable, trips, poisons, timeout) in TABLE {
+            assert_eq!(kind.is_retryable(), retryable, "{kind:?} retryable");
+            assert_eq!(kind.trips_breaker(), trips, "{kind:?} trips the breaker");
+            assert_eq!(kind.poisons_connection(), poisons, "{kind:?} poisons");
+            assert_eq!(kind.is_timeout(), timeout, "{kind:?} is a timeout");
+        }
+    }
+}

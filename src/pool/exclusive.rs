@@ -79,6 +79,7 @@ struct State<C: Send + 'static> {
     closed: bool,
     policy: IdlePolicy,
     last_sweep: Option<Instant>,
+    last_return: Option<Instant>,
 }
 
 impl<C: Send + 'static> State<C> {
@@ -121,6 +122,7 @@ impl<C: Send + 'static> Pool<C> {
                     closed: false,
                     policy: IdlePolicy::new(idle, now),
                     last_sweep: None,
+                    last_return: None,
                 }),
                 counters: PoolCounters::default(),
             }),
@@ -206,6 +208,9 @@ impl<C: Send + 'static> Pool<C> {
                 .collect();
             let doomed = state.policy.on_sweep(now, &entries);
             state.last_sweep = Some(now);
+            if state.last_return == Some(now) {
+                PoolCounters::bump(&self.inner.counters.sweep_races);
+            }
             let mut closed = Vec::with_capacity(doomed.len());
             let mut kept = VecDeque::with_capacity(state.idle.len());
             while let Some(idle) = state.idle.pop_front() {
@@ -266,6 +271,7 @@ impl<C: Send + 'static> Pool<C> {
             stale_closed: PoolCounters::read(&c.stale_closed),
             broken_closed: PoolCounters::read(&c.broken_closed),
             sweeps: PoolCounters::read(&c.sweeps),
+            sweep_races: PoolCounters::read(&c.sweep_races),
             since_last_sweep: state.last_sweep.map(|t| now.saturating_duration_since(t)),
         }
     }
@@ -366,6 +372,10 @@ impl<C: Send + 'static> Inner<C> {
         let handoff = {
             let mut state = self.lock();
             state.lent -= 1;
+            state.last_return = Some(now);
+            if state.last_sweep == Some(now) {
+                PoolCounters::bump(&self.counters.sweep_races);
+            }
             if discard || state.closed {
                 to_close = Some(conn);
                 self.capacity_freed(&mut state)

@@ -5,6 +5,8 @@ mod exclusive;
 mod lease;
 mod shared;
 mod stats;
+#[cfg(test)]
+mod tests;
 
 pub(crate) use exclusive::{Checkout, Pool, PoolError};
 pub(crate) use lease::Lease;

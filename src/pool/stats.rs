@@ -41,6 +41,9 @@ pub struct PoolStats {
     pub broken_closed: u64,
     /// Idle sweeps run.
     pub sweeps: u64,
+    /// Connections returned at the very instant an idle sweep ran (before or after it): the
+    /// sweep and the return raced. Observed by the simulator's swarm runs.
+    pub sweep_races: u64,
     /// Time since the last idle sweep, if one ran.
     pub since_last_sweep: Option<Duration>,
 }
@@ -56,6 +59,7 @@ pub(crate) struct PoolCounters {
     pub(crate) stale_closed: AtomicU64,
     pub(crate) broken_closed: AtomicU64,
     pub(crate) sweeps: AtomicU64,
+    pub(crate) sweep_races: AtomicU64,
 }
 
 impl PoolCounters {

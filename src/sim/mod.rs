@@ -15,6 +15,8 @@ mod keyspace;
 mod resp;
 mod server;
 mod strings;
+#[cfg(any(feature = "tokio", feature = "smol"))]
+pub mod swarm;
 #[cfg(test)]
 mod tests;
 mod trace;

@@ -69,6 +69,7 @@ struct State {
     plan: VecDeque<Episode>,
     accepted: u64,
     commands: u64,
+    restarts: u64,
     started: Instant,
 }
 
@@ -108,6 +109,7 @@ impl SimRedis {
             plan: VecDeque::new(),
             accepted: 0,
             commands: 0,
+            restarts: 0,
             started: now,
         };
         Self {
@@ -251,6 +253,32 @@ impl SimRedis {
             let now = st.clock_now();
             st.tick(now);
         });
+    }
+
+    /// Ends every fault at once: drops the rest of the plan, resets the standing knobs to
+    /// [`Faults::default`] and ends any LOADING, stall, refusal, latency or failure-rate episode
+    /// and a pending mid-reply reset (the heal phase of a swarm run). Data and connections stay.
+    pub fn heal(&self) {
+        self.with(|st| {
+            st.record("healed");
+            st.plan.clear();
+            st.faults = Faults::default();
+            st.latency_episode = None;
+            st.failure_episode = None;
+            st.refuse_until = None;
+            st.loading_until = None;
+            st.stall_until = None;
+            st.reset_next = false;
+            let now = st.clock_now();
+            for conn in st.conns.values_mut() {
+                conn.release_held(now);
+            }
+        });
+    }
+
+    /// How many times the server restarted (and lost its data) since it was created.
+    pub fn restarts(&self) -> u64 {
+        self.lock().restarts
     }
 
     /// How many connections were accepted since the server was created.

@@ -141,3 +141,12 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn config_returns_the_configuration_in_force() {
+    let c = HealthConfig {
+        interval: s(7),
+        check_on_checkout_after: Some(s(3)),
+    };
+    assert_eq!(HealthSchedule::new(c.clone(), Instant::now()).config(), &c);
+}

@@ -194,3 +194,14 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn config_returns_the_configuration_in_force() {
+    let c = IdleConfig {
+        idle_timeout: Duration::from_secs(9),
+        sweep_interval: Duration::from_secs(4),
+        min_idle: 2,
+        max_lifetime: Some(Duration::from_secs(99)),
+    };
+    assert_eq!(IdlePolicy::new(c.clone(), Instant::now()).config(), &c);
+}

@@ -337,3 +337,13 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn config_returns_the_configuration_in_force() {
+    let c = ReadinessConfig {
+        poll_interval: Duration::from_millis(250),
+        timeout: Duration::from_secs(9),
+        probe_timeout: Duration::from_secs(1),
+    };
+    assert_eq!(Readiness::new(c.clone()).config(), &c);
+}

@@ -348,3 +348,16 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn config_returns_the_configuration_in_force() {
+    let c = RetryConfig {
+        multiplier: Duration::from_millis(300),
+        min: Duration::from_millis(100),
+        max: Duration::from_secs(7),
+        max_attempts: 9,
+        jitter: Jitter::Full,
+        retry_on_timeout: false,
+    };
+    assert_eq!(RetrySchedule::new(c.clone()).config(), &c);
+}

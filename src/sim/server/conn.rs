@@ -121,6 +121,19 @@ impl Conn {
         self.wake_reader();
     }
 
+    /// Makes every queued byte (and a pending end) readable at `now` at the latest: what a
+    /// healed server does with replies held by a stall or a latency fault.
+    pub(super) fn release_held(&mut self, now: Instant) {
+        for (due, _) in self.out.iter_mut() {
+            *due = (*due).min(now);
+        }
+        self.last_due = self.last_due.min(now);
+        if let Some((at, _)) = self.end.as_mut() {
+            *at = (*at).min(now);
+        }
+        self.wake_reader();
+    }
+
     fn forget_session(&mut self) {
         self.input.clear();
         self.multi = None;

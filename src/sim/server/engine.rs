@@ -115,6 +115,7 @@ impl State {
         ));
         self.kill_all();
         self.dbs = fresh_dbs();
+        self.restarts += 1;
         self.started = now;
         self.stall_until = None;
         if !r.down.is_zero() {
