@@ -245,7 +245,7 @@ fn elapsed_ms(sim: &Sim) -> f64 {
 pub fn run_sim(seed: u64, echo: bool) -> Summary {
     let real_start = Instant::now();
     let sim = Sim::new(seed);
-    let redis = SimRedis::new(sim.clock().clone(), sim.rng(), sim.trace().clone());
+    let redis = sim.redis();
     // Replies take 0.2–2 ms (seeded), so the tasks interleave differently for every seed.
     redis.set_latency(Latency::Uniform {
         min: Duration::from_micros(200),
@@ -258,10 +258,8 @@ pub fn run_sim(seed: u64, echo: bool) -> Summary {
 
     // Act 1: configuration.
     let config = KeeperConfig::from_yaml_file(CONFIG_PATH).expect("examples/redis-databases.yaml");
-    let keeper = Keeper::builder(config.clone())
-        .runtime(sim.runtime(Arc::new(redis.transport())))
-        .env(HashMap::<String, String>::new())
-        .seed(seed)
+    let keeper = sim
+        .keeper_builder(config.clone(), Arc::new(redis.transport()))
         .build()
         .expect("the sample configuration is valid");
     let resolved = act_config(&n, &config, &keeper).expect("the sample configuration is valid");

@@ -3,7 +3,7 @@
 //! thread is parked, so deadlines are exact.
 #![cfg(all(feature = "sim", any(feature = "tokio", feature = "smol")))]
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,12 +26,9 @@ fn world_with(
     wrap: impl FnOnce(SimRedis) -> Arc<dyn Transport>,
 ) -> World {
     let sim = Sim::new(seed);
-    let redis = SimRedis::new(sim.clock().clone(), sim.rng(), sim.trace().clone());
-    let runtime = sim.runtime(wrap(redis.clone()));
-    let keeper = Keeper::builder(config)
-        .runtime(runtime)
-        .env(HashMap::<String, String>::new())
-        .seed(seed)
+    let redis = sim.redis();
+    let keeper = sim
+        .keeper_builder(config, wrap(redis.clone()))
         .build()
         .expect("valid config");
     World { sim, redis, keeper }

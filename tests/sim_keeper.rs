@@ -1,7 +1,6 @@
 //! Whole-Keeper scenarios on the simulator: redis-rs over SimRedis, in virtual time, from a seed.
 #![cfg(all(feature = "sim", any(feature = "tokio", feature = "smol")))]
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,12 +17,9 @@ struct World {
 
 fn world(seed: u64, config: KeeperConfig) -> World {
     let sim = Sim::new(seed);
-    let redis = SimRedis::new(sim.clock().clone(), sim.rng(), sim.trace().clone());
-    let runtime = sim.runtime(Arc::new(redis.transport()));
-    let keeper = Keeper::builder(config)
-        .runtime(runtime)
-        .env(HashMap::<String, String>::new())
-        .seed(seed)
+    let redis = sim.redis();
+    let keeper = sim
+        .keeper_builder(config, Arc::new(redis.transport()))
         .build()
         .expect("valid config");
     World { sim, redis, keeper }

@@ -4,7 +4,6 @@
 //! must not race with other tests' threads.
 #![cfg(all(feature = "sim", any(feature = "tokio", feature = "smol")))]
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,12 +12,9 @@ use redis_keeper::{Keeper, KeeperConfig};
 
 fn world(seed: u64, config: KeeperConfig) -> (Sim, SimRedis, Keeper) {
     let sim = Sim::new(seed);
-    let redis = SimRedis::new(sim.clock().clone(), sim.rng(), sim.trace().clone());
-    let runtime = sim.runtime(Arc::new(redis.transport()));
-    let keeper = Keeper::builder(config)
-        .runtime(runtime)
-        .env(HashMap::<String, String>::new())
-        .seed(seed)
+    let redis = sim.redis();
+    let keeper = sim
+        .keeper_builder(config, Arc::new(redis.transport()))
         .build()
         .expect("valid config");
     (sim, redis, keeper)

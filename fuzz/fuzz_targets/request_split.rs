@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
+use redis_keeper::sim::wire::{encode_request, reply_len};
 use redis_keeper::sim::{SimClock, SimRedis, SimStream, Trace};
 use redis_keeper::Rng;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -42,38 +43,8 @@ fn encode(words: &[Word]) -> Vec<u8> {
             Word::Int(n) => n.to_string().into_bytes(),
         })
         .collect();
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(&a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
-/// The length of the complete RESP2 reply at the front of `buf`, if well formed.
-fn reply_len(buf: &[u8]) -> Option<usize> {
-    let eol = buf.windows(2).position(|w| w == b"\r\n")?;
-    let line = std::str::from_utf8(&buf[1..eol]).ok()?;
-    let after = eol + 2;
-    match buf.first()? {
-        b'+' | b'-' => Some(after),
-        b':' => line.parse::<i64>().ok().map(|_| after),
-        b'$' if line == "-1" => Some(after),
-        b'$' => {
-            let n: usize = line.parse().ok()?;
-            (buf.get(after + n..after + n + 2)? == b"\r\n").then_some(after + n + 2)
-        }
-        b'*' if line == "-1" => Some(after),
-        b'*' => {
-            let mut pos = after;
-            for _ in 0..line.parse::<usize>().ok()? {
-                pos += reply_len(&buf[pos..])?;
-            }
-            Some(pos)
-        }
-        _ => None,
-    }
+    let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+    encode_request(&refs)
 }
 
 /// Reads every byte readable now (the simulated clock never moves here: no latency is set).

@@ -21,6 +21,8 @@ pub mod swarm;
 mod tests;
 mod trace;
 mod transport;
+pub mod wire;
+mod world;
 
 pub use block::SimBlock;
 pub use clock::{SimClock, Sleep};

@@ -274,15 +274,10 @@ pub(crate) fn quote_args(args: &[Vec<u8>]) -> String {
     s
 }
 
-/// Encodes a request as a RESP2 multibulk array (what clients send).
-#[cfg(test)]
-pub(crate) fn encode_request(args: &[&[u8]]) -> Vec<u8> {
-    Reply::Array(args.iter().map(|a| Reply::bulk(*a)).collect()).to_bytes()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::wire::encode_request;
     use proptest::prelude::*;
 
     /// Feeds `chunks` one after another, parsing every complete request as it becomes available.

@@ -24,7 +24,7 @@
 //! assert!(a.ops > 0);
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -968,17 +968,14 @@ pub fn run(spec: &SwarmSpec, keep_lines: bool) -> Result<SwarmReport, SwarmFailu
         Trace::hash_only()
     };
     let sim = Sim::with_trace(spec.seed, trace).with_max_polls(50_000_000);
-    let redis = SimRedis::new(sim.clock().clone(), sim.rng(), sim.trace().clone());
+    let redis = sim.redis();
     redis.set_faults(Faults {
         latency: spec.latency,
         ..Faults::default()
     });
     redis.set_plan(spec.plan.clone());
-    let runtime = sim.runtime(Arc::new(redis.transport()));
-    let keeper = match Keeper::builder(spec.config())
-        .runtime(runtime)
-        .env(HashMap::<String, String>::new())
-        .seed(spec.seed)
+    let keeper = match sim
+        .keeper_builder(spec.config(), Arc::new(redis.transport()))
         .build()
     {
         Ok(k) => k,

@@ -5,34 +5,9 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::{drain, send, server, After};
-use crate::sim::resp::encode_request;
+use crate::sim::wire::{encode_request, reply_len};
 use crate::sim::{FaultPlan, SimStream};
 use crate::Rng;
-
-/// The length of the complete RESP2 reply at the front of `buf`, if well formed.
-fn reply_len(buf: &[u8]) -> Option<usize> {
-    let eol = buf.windows(2).position(|w| w == b"\r\n")?;
-    let line = std::str::from_utf8(&buf[1..eol]).ok()?;
-    let after = eol + 2;
-    match buf.first()? {
-        b'+' | b'-' => Some(after),
-        b':' => line.parse::<i64>().ok().map(|_| after),
-        b'$' if line == "-1" => Some(after),
-        b'$' => {
-            let n: usize = line.parse().ok()?;
-            (buf.get(after + n..after + n + 2)? == b"\r\n").then_some(after + n + 2)
-        }
-        b'*' if line == "-1" => Some(after),
-        b'*' => {
-            let mut pos = after;
-            for _ in 0..line.parse::<usize>().ok()? {
-                pos += reply_len(&buf[pos..])?;
-            }
-            Some(pos)
-        }
-        _ => None,
-    }
-}
 
 const WORDS: &[&str] = &[
     "GET",

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::resp::encode_request;
+use super::wire::encode_request;
 use super::{SimClock, SimRedis, SimStream, Trace};
 use crate::Rng;
 
