@@ -46,8 +46,8 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 step "benches compile; short acquisition smoke run (simulator)"
 scripts/bench-smoke.sh
 
-step "fuzz crate builds"
-(cd fuzz && cargo build --quiet)
+step "fuzzing: every target for a bounded time (installs cargo-fuzz when missing)"
+scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 
 echo
 echo "all checks passed"
