@@ -336,6 +336,38 @@ fn a_shared_handle_survives_its_connection_dying() {
 }
 
 #[test]
+fn connections_the_server_closed_while_idle_are_never_handed_out() {
+    let config =
+        KeeperConfig::default().configure_all(|d| d.max_connections(4).shared_connections(1));
+    let w = world(12, config);
+    let clock = w.sim.clock().clone();
+    w.sim.block_on(async {
+        let mut shared = w.keeper.get("main").await.unwrap();
+        let _: () = shared.set("a", 1).await.unwrap();
+        drop(w.keeper.get_exclusive("main").await.unwrap());
+        assert_eq!(w.keeper.pool_stats("main").unwrap().idle, 1);
+        // The server closes both (a CLIENT KILL, an idle timeout) while nobody uses them.
+        assert_eq!(w.redis.kill_all(), 2);
+        clock
+            .sleep_until(clock.now() + Duration::from_millis(10))
+            .await;
+        // Neither dead connection is used again: no command fails, none is sent into a
+        // closed socket, and no failure reaches the breaker.
+        let v: i64 = shared.get("a").await.unwrap();
+        assert_eq!(v, 1);
+        let mut ex = w.keeper.get_exclusive("main").await.unwrap();
+        let v: i64 = ex.incr("a", 1).await.unwrap();
+        assert_eq!(v, 2);
+    });
+    let s = &w.keeper.stats().databases["main"];
+    assert_eq!(s.failed_operations, 0, "{s:?}");
+    assert_eq!(s.breaker_trips, 0, "{s:?}");
+    assert_eq!(s.connections_created, 4, "{s:?}");
+    assert_eq!(w.redis.connections_accepted(), 4);
+    w.keeper.check_invariants().unwrap();
+}
+
+#[test]
 fn cancelled_waiters_leave_the_pool_consistent() {
     let config =
         KeeperConfig::default().configure_all(|d| d.max_connections(1).shared_connections(1));

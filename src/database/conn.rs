@@ -6,6 +6,8 @@ use std::sync::Arc;
 use futures::future::AbortHandle;
 use redis::aio::MultiplexedConnection;
 
+use crate::pool::Liveness;
+
 /// One connection to Redis. Cloning shares it; the driver task (and the socket) stops when the
 /// last clone is dropped, even when a reply is still outstanding (a stalled server).
 #[derive(Clone)]
@@ -14,14 +16,23 @@ pub(crate) struct RedisConn {
     _driver: Arc<DriverGuard>,
     /// Set by the first transport failure seen on this connection (shared by every clone).
     lost: Arc<AtomicBool>,
+    /// Set by the driver task when it ends: the server closed the socket (or it broke) and no
+    /// command can be sent on this connection any more.
+    closed: Arc<AtomicBool>,
 }
 
 impl RedisConn {
-    pub(crate) fn new(inner: MultiplexedConnection, driver: AbortHandle) -> Self {
+    /// Wraps a connection whose driver task sets `closed` when it ends.
+    pub(crate) fn new(
+        inner: MultiplexedConnection,
+        driver: AbortHandle,
+        closed: Arc<AtomicBool>,
+    ) -> Self {
         Self {
             inner,
             _driver: Arc::new(DriverGuard(driver)),
             lost: Arc::new(AtomicBool::new(false)),
+            closed,
         }
     }
 
@@ -29,6 +40,14 @@ impl RedisConn {
     /// command in flight on a multiplexed connection fails when it dies: that is one loss.
     pub(crate) fn mark_lost(&self) -> bool {
         !self.lost.swap(true, Ordering::AcqRel)
+    }
+}
+
+impl Liveness for RedisConn {
+    /// Whether the driver task has ended: a connection the server closed (a kill, a restart,
+    /// a reset) while nobody was using it. Such a connection is never handed out again.
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 }
 

@@ -2,6 +2,7 @@
 //! retry schedule between attempts, and the readiness wait that rides out `LOADING`.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use redis::aio::MultiplexedConnection;
@@ -13,7 +14,7 @@ use crate::policy::{
     BreakerState, FailureKind, ProbeOutcome, ReadinessAction, ReadinessState, RetryDecision,
     RetrySchedule,
 };
-use crate::pool::{Checkout, Lease, PoolError};
+use crate::pool::{Checkout, Lease, Liveness, PoolError};
 use crate::pool::{Pick, SharedConn};
 use crate::seams::timeout_at;
 use crate::stats::DbCounters;
@@ -109,10 +110,13 @@ impl Database {
                     .await
                     .map_err(|e| (classify(&e), e))?;
             let (driver, abort) = futures::future::abortable(driver);
+            let closed = Arc::new(AtomicBool::new(false));
+            let ended = closed.clone();
             self.runtime.spawner().spawn(Box::pin(async move {
                 let _ = driver.await;
+                ended.store(true, Ordering::Release);
             }));
-            let conn = RedisConn::new(inner, abort);
+            let conn = RedisConn::new(inner, abort, closed);
             match ping(&conn).await {
                 Ok(()) => Ok((conn, false)),
                 Err((FailureKind::Loading, _)) => Ok((conn, true)),
@@ -234,8 +238,8 @@ impl Database {
         }
         let now = self.now();
         let health = &self.policy.health;
-        self.pool.try_take_idle(now, |meta| {
-            !health.needs_checkout_check(now, meta.returned_at)
+        self.pool.try_take_idle(now, |meta, conn| {
+            !conn.is_closed() && !health.needs_checkout_check(now, meta.returned_at)
         })
     }
 
@@ -253,6 +257,11 @@ impl Database {
             match self.pool.checkout(now, deadline).await {
                 Err(e) => return Err(self.pool_error(e)),
                 Ok(Checkout::Idle(mut lease)) => {
+                    // The server closed it while it sat idle: close it here, take the next.
+                    if lease.conn_mut().is_closed() {
+                        lease.discard();
+                        continue;
+                    }
                     let check = self
                         .policy
                         .health

@@ -165,7 +165,7 @@ impl<C: Send + 'static> Pool<C> {
     pub(crate) fn try_take_idle(
         &self,
         now: Instant,
-        ready: impl FnOnce(&ConnMeta) -> bool,
+        ready: impl FnOnce(&ConnMeta, &C) -> bool,
     ) -> Option<Lease<C>> {
         let idle = {
             let mut state = self.inner.lock();
@@ -175,7 +175,8 @@ impl<C: Send + 'static> Pool<C> {
                 returned_at: back.meta.returned_at,
                 created_at: back.meta.created_at,
             };
-            if state.closed || state.policy.is_stale(now, &entry) || !ready(&back.meta) {
+            if state.closed || state.policy.is_stale(now, &entry) || !ready(&back.meta, &back.conn)
+            {
                 return None;
             }
             state.lent += 1;

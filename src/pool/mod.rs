@@ -12,3 +12,10 @@ pub(crate) use exclusive::{Checkout, Pool, PoolError};
 pub(crate) use lease::Lease;
 pub(crate) use shared::{Pick, SharedConn, SharedSlots};
 pub use stats::PoolStats;
+
+/// What the shared slots ask of a connection beyond holding it.
+pub(crate) trait Liveness {
+    /// Whether the connection ended on its own (the server closed it): no command can be sent on
+    /// it any more, so it must not be handed out.
+    fn is_closed(&self) -> bool;
+}

@@ -10,6 +10,7 @@ use std::sync::{Arc, RwLock};
 use futures::future::{BoxFuture, FutureExt, Shared};
 
 use super::lease::SharedLease;
+use super::Liveness;
 
 /// A slot's connect in flight, awaited by every caller that needs it.
 pub(crate) type Connecting<C, E> = Shared<BoxFuture<'static, Result<Arc<SharedConn<C>>, Arc<E>>>>;
@@ -38,7 +39,7 @@ pub(crate) struct SharedConn<C: Send + 'static> {
     filled: Arc<AtomicBool>,
 }
 
-impl<C: Send + 'static> SharedConn<C> {
+impl<C: Liveness + Send + 'static> SharedConn<C> {
     /// The connection (clone it to issue commands).
     pub(crate) fn conn(&self) -> &C {
         self.lease.conn()
@@ -50,9 +51,17 @@ impl<C: Send + 'static> SharedConn<C> {
         self.filled.store(false, Ordering::Release);
     }
 
-    /// Whether a transport failure was seen on this connection.
+    /// Whether a transport failure was seen on this connection, or the server closed it (then
+    /// it is marked broken here, so the slots replace it).
     pub(crate) fn is_broken(&self) -> bool {
-        self.broken.load(Ordering::Acquire)
+        if self.broken.load(Ordering::Acquire) {
+            return true;
+        }
+        if self.lease.conn().is_closed() {
+            self.mark_broken();
+            return true;
+        }
+        false
     }
 }
 
@@ -69,7 +78,7 @@ pub(crate) struct SharedSlots<C: Send + Sync + 'static, E> {
 
 impl<C, E> SharedSlots<C, E>
 where
-    C: Send + Sync + 'static,
+    C: Liveness + Send + Sync + 'static,
     E: Send + Sync + 'static,
 {
     /// `n` empty slots (at least one).
