@@ -368,6 +368,35 @@ fn connections_the_server_closed_while_idle_are_never_handed_out() {
 }
 
 #[test]
+fn an_idle_connection_checked_during_loading_is_kept_and_waits() {
+    let w = world(14, small());
+    let clock = w.sim.clock().clone();
+    w.sim.block_on(async {
+        // Fill the shared slot first, so the health checks never borrow the idle connection.
+        let _shared = w.keeper.get("main").await.unwrap();
+        let mut ex = w.keeper.get_exclusive("main").await.unwrap();
+        let _: () = ex.set("k", 1).await.unwrap();
+        drop(ex);
+        // Idle past the checkout check (30 s by default, below the 300 s idle timeout), then
+        // the server starts loading: the check's PING gets `LOADING` from a live connection.
+        clock
+            .sleep_until(clock.now() + Duration::from_secs(100))
+            .await;
+        w.redis.set_loading(Duration::from_secs(10));
+        let before = w.keeper.stats().databases["main"].connections_created;
+        let mut ex = w.keeper.get_exclusive("main").await.unwrap();
+        let v: i64 = ex.incr("k", 1).await.unwrap();
+        assert_eq!(v, 2);
+        // The same connection served, after the wait: none closed, none opened.
+        let s = &w.keeper.stats().databases["main"];
+        assert_eq!(s.connections_created, before, "{s:?}");
+        assert_eq!(s.loading_episodes, 1, "{s:?}");
+        assert_eq!(w.keeper.pool_stats("main").unwrap().closed, 0);
+    });
+    w.keeper.check_invariants().unwrap();
+}
+
+#[test]
 fn cancelled_waiters_leave_the_pool_consistent() {
     let config =
         KeeperConfig::default().configure_all(|d| d.max_connections(1).shared_connections(1));

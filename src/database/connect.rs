@@ -266,9 +266,15 @@ impl Database {
                         .policy
                         .health
                         .needs_checkout_check(now, lease.meta().returned_at);
-                    if check && self.validate(lease.conn_mut()).await.is_err() {
-                        lease.discard();
-                        continue;
+                    if check {
+                        if let Err(e) = self.validate(lease.conn_mut()).await {
+                            // `LOADING` came from a live connection: keep it (its commands
+                            // wait for readiness). Anything else: close it, take the next.
+                            if e.failure_kind() != Some(FailureKind::Loading) {
+                                lease.discard();
+                                continue;
+                            }
+                        }
                     }
                     return Ok(lease);
                 }
