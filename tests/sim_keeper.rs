@@ -192,6 +192,22 @@ fn breaker_trips_on_the_threshold_failure_and_recovers_through_one_probe() {
 }
 
 #[test]
+fn a_breaker_opening_during_connect_retries_leaves_the_cause_in_the_stats() {
+    let config = small().configure_all(|d| d.breaker_failure_threshold(2).retry_attempts(5));
+    let w = world(15, config);
+    w.redis.refuse(true);
+    w.sim.block_on(async {
+        // The second refused attempt opens the breaker; the third attempt is not made.
+        let err = w.keeper.get("main").await.unwrap_err();
+        assert!(matches!(err, Error::CircuitOpen { .. }), "{err}");
+    });
+    let s = &w.keeper.stats().databases["main"];
+    assert_eq!((s.connections_failed, s.breaker_trips), (2, 1), "{s:?}");
+    let last = s.last_error.as_deref().unwrap_or_default();
+    assert!(last.contains("refused"), "last error: {last:?}");
+}
+
+#[test]
 fn exclusive_pool_exhaustion_times_out_at_its_deadline() {
     let config =
         KeeperConfig::default().configure_all(|d| d.max_connections(2).shared_connections(1));

@@ -69,6 +69,15 @@ impl Database {
                     match decision {
                         RetryDecision::RetryAt(at) => {
                             DbCounters::bump(&self.counters.retries);
+                            // Recorded now: the breaker may open before the next attempt,
+                            // and then this is the error that explains it.
+                            self.counters.record_error(
+                                format!(
+                                    "could not connect to database `{}` (retrying): {err}",
+                                    self.name
+                                ),
+                                now,
+                            );
                             keeper_event!(self, INFO, error = %err, wait = ?at.saturating_duration_since(now), "connect failed; retrying");
                             self.runtime.clock().sleep_until(at).await;
                         }
