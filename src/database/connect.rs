@@ -155,6 +155,10 @@ impl Database {
     /// deadline has passed is over (timed out), even if nobody polled it since: a caller arriving
     /// later sends its command rather than failing at once with `NotReady`.
     pub(crate) fn is_loading(&self) -> bool {
+        if self.gate.view().ready() {
+            // Ready: ticking changes nothing, and no episode runs. No lock, no clock read.
+            return false;
+        }
         let now = self.now();
         let mut p = self.policies();
         p.readiness.tick(now);
@@ -164,6 +168,9 @@ impl Database {
     /// A reply that was not `-LOADING` arrived: the server has its dataset. Ends a loading
     /// episode or a timed-out one (so health leaves `Failed`) and wakes readiness waiters.
     pub(crate) fn mark_ready(&self) {
+        if self.gate.view().ready() {
+            return;
+        }
         let mut p = self.policies();
         if matches!(p.readiness.state(), ReadinessState::Ready) {
             return;
