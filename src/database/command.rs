@@ -1,5 +1,5 @@
-//! Running user commands through a database's policies: readiness first, then the breaker, a
-//! clock-owned response timeout, and outcome reporting. A command that got `-LOADING` was not
+//! Running user commands through a database's policies: readiness first, then the breaker, the
+//! connection's response-timeout watchdog, and outcome reporting. A command that got `-LOADING` was not
 //! executed, so it is sent again once the server is ready; nothing else is ever resent.
 
 use std::io;
@@ -9,7 +9,6 @@ use redis::{Cmd, Pipeline, Value};
 use super::{Database, RedisConn};
 use crate::classify::classify;
 use crate::policy::FailureKind;
-use crate::seams::timeout_at;
 use crate::stats::DbCounters;
 use crate::Error;
 
@@ -68,27 +67,29 @@ impl Database {
             }
             let permit = self.breaker_permit().map_err(|e| self.failed(e))?;
             let started = self.now();
+            // The connection's watchdog times the command out; no timer is armed for it here.
+            let ticket = conn.watch(started + self.settings.response_timeout, &self.runtime);
             let mut mc = conn.inner.clone();
-            let send = async move {
-                match req {
-                    CommandKind::Single(cmd) => mc.send_packed_command(cmd).await.map(Reply::One),
-                    CommandKind::Pipeline(p, offset, count) => mc
-                        .send_packed_commands(p, offset, count)
-                        .await
-                        .map(Reply::Many),
-                }
+            let result = match req {
+                CommandKind::Single(cmd) => mc.send_packed_command(cmd).await.map(Reply::One),
+                CommandKind::Pipeline(p, offset, count) => mc
+                    .send_packed_commands(p, offset, count)
+                    .await
+                    .map(Reply::Many),
             };
-            let deadline = started + self.settings.response_timeout;
-            let result = match timeout_at(&**self.runtime.clock(), deadline, send).await {
-                Ok(result) => result,
-                Err(_) => Err(redis::RedisError::from(io::Error::new(
+            let result = match result {
+                // The watchdog aborted the connection under this command: its deadline (or an
+                // older command's, whose connection it shared) passed without a reply.
+                Err(_) if ticket.timed_out() => Err(redis::RedisError::from(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!(
                         "no reply within {:?} from database `{}`",
                         self.settings.response_timeout, self.name
                     ),
                 ))),
+                other => other,
             };
+            drop(ticket);
             let now = self.now();
             match result {
                 Ok(reply) if all_loading(&reply) => {

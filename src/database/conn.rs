@@ -1,12 +1,16 @@
-//! `RedisConn`: a redis-rs multiplexed connection plus the guard that stops its driver task.
+//! `RedisConn`: a redis-rs multiplexed connection, the guard that stops its driver task, and its
+//! response-timeout watchdog.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::future::AbortHandle;
 use redis::aio::MultiplexedConnection;
 
+use super::watchdog::{Ticket, Watchdog};
 use crate::pool::Liveness;
+use crate::seams::Runtime;
 
 /// One connection to Redis. Cloning shares it; the driver task (and the socket) stops when the
 /// last clone is dropped, even when a reply is still outstanding (a stalled server).
@@ -14,10 +18,12 @@ use crate::pool::Liveness;
 pub(crate) struct RedisConn {
     pub(crate) inner: MultiplexedConnection,
     _driver: Arc<DriverGuard>,
+    /// Times out the commands in flight (one task per connection, not a timer per command).
+    watchdog: Arc<Watchdog>,
     /// Set by the first transport failure seen on this connection (shared by every clone).
     lost: Arc<AtomicBool>,
-    /// Set by the driver task when it ends: the server closed the socket (or it broke) and no
-    /// command can be sent on this connection any more.
+    /// Set when no command can be sent on this connection any more: by the driver task when it
+    /// ends (the server closed the socket, or it broke), and by the watchdog when it fires.
     closed: Arc<AtomicBool>,
 }
 
@@ -28,9 +34,11 @@ impl RedisConn {
         driver: AbortHandle,
         closed: Arc<AtomicBool>,
     ) -> Self {
+        let watchdog = Arc::new(Watchdog::new(driver.clone(), closed.clone()));
         Self {
             inner,
-            _driver: Arc::new(DriverGuard(driver)),
+            _driver: Arc::new(DriverGuard(driver, watchdog.clone())),
+            watchdog,
             lost: Arc::new(AtomicBool::new(false)),
             closed,
         }
@@ -41,20 +49,29 @@ impl RedisConn {
     pub(crate) fn mark_lost(&self) -> bool {
         !self.lost.swap(true, Ordering::AcqRel)
     }
+
+    /// Watches a command that must be answered by `deadline` until the ticket is dropped: if it
+    /// is still outstanding then, the connection is timed out (see [`Watchdog`]).
+    pub(crate) fn watch(&self, deadline: Instant, runtime: &Runtime) -> Ticket<'_> {
+        self.watchdog.register(deadline, runtime)
+    }
 }
 
 impl Liveness for RedisConn {
-    /// Whether the driver task has ended: a connection the server closed (a kill, a restart,
-    /// a reset) while nobody was using it. Such a connection is never handed out again.
+    /// Whether the driver task has ended (a connection the server closed — a kill, a restart,
+    /// a reset — while nobody was using it) or the watchdog timed the connection out. Such a
+    /// connection is never handed out again.
     fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
 }
 
-struct DriverGuard(AbortHandle);
+/// Stops the driver and the watchdog when the last clone of a connection is dropped.
+struct DriverGuard(AbortHandle, Arc<Watchdog>);
 
 impl Drop for DriverGuard {
     fn drop(&mut self) {
         self.0.abort();
+        self.1.stop();
     }
 }

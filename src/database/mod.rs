@@ -16,6 +16,7 @@ mod conn;
 mod connect;
 mod gate;
 mod settings;
+mod watchdog;
 
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard};
