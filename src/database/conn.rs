@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::future::AbortHandle;
 use redis::aio::MultiplexedConnection;
 
+use super::driver::Driver;
 use super::watchdog::{Ticket, Watchdog};
 use crate::pool::Liveness;
 use crate::seams::Runtime;
@@ -22,25 +22,21 @@ pub(crate) struct RedisConn {
     watchdog: Arc<Watchdog>,
     /// Set by the first transport failure seen on this connection (shared by every clone).
     lost: Arc<AtomicBool>,
-    /// Set when no command can be sent on this connection any more: by the driver task when it
-    /// ends (the server closed the socket, or it broke), and by the watchdog when it fires.
-    closed: Arc<AtomicBool>,
+    /// The driver task's flags: closed once it ended (the server closed the socket, or it broke)
+    /// or was stopped (the watchdog fired, or the last clone was dropped).
+    driver: Arc<Driver>,
 }
 
 impl RedisConn {
-    /// Wraps a connection whose driver task sets `closed` when it ends.
-    pub(crate) fn new(
-        inner: MultiplexedConnection,
-        driver: AbortHandle,
-        closed: Arc<AtomicBool>,
-    ) -> Self {
-        let watchdog = Arc::new(Watchdog::new(driver.clone(), closed.clone()));
+    /// Wraps a connection whose driver task runs under `driver` (see [`super::driver`]).
+    pub(crate) fn new(inner: MultiplexedConnection, driver: Arc<Driver>) -> Self {
+        let watchdog = Arc::new(Watchdog::new(driver.clone()));
         Self {
             inner,
-            _driver: Arc::new(DriverGuard(driver, watchdog.clone())),
+            _driver: Arc::new(DriverGuard(driver.clone(), watchdog.clone())),
             watchdog,
             lost: Arc::new(AtomicBool::new(false)),
-            closed,
+            driver,
         }
     }
 
@@ -62,16 +58,16 @@ impl Liveness for RedisConn {
     /// a reset — while nobody was using it) or the watchdog timed the connection out. Such a
     /// connection is never handed out again.
     fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+        self.driver.is_closed()
     }
 }
 
 /// Stops the driver and the watchdog when the last clone of a connection is dropped.
-struct DriverGuard(AbortHandle, Arc<Watchdog>);
+struct DriverGuard(Arc<Driver>, Arc<Watchdog>);
 
 impl Drop for DriverGuard {
     fn drop(&mut self) {
-        self.0.abort();
+        self.0.stop();
         self.1.stop();
     }
 }

@@ -2,12 +2,12 @@
 //! retry schedule between attempts, and the readiness wait that rides out `LOADING`.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use redis::aio::MultiplexedConnection;
 use redis::AsyncConnectionConfig;
 
+use super::driver::driver_task;
 use super::{Database, RedisConn};
 use crate::classify::classify;
 use crate::policy::{
@@ -118,14 +118,9 @@ impl Database {
                 MultiplexedConnection::new_with_config(&self.conn_info, stream, config)
                     .await
                     .map_err(|e| (classify(&e), e))?;
-            let (driver, abort) = futures::future::abortable(driver);
-            let closed = Arc::new(AtomicBool::new(false));
-            let ended = closed.clone();
-            self.runtime.spawner().spawn(Box::pin(async move {
-                let _ = driver.await;
-                ended.store(true, Ordering::Release);
-            }));
-            let conn = RedisConn::new(inner, abort, closed);
+            let (task, driver) = driver_task(driver);
+            self.runtime.spawner().spawn(Box::pin(task));
+            let conn = RedisConn::new(inner, driver);
             match ping(&conn).await {
                 Ok(()) => Ok((conn, false)),
                 Err((FailureKind::Loading, _)) => Ok((conn, true)),

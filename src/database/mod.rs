@@ -14,6 +14,7 @@ mod background;
 mod command;
 mod conn;
 mod connect;
+mod driver;
 mod gate;
 mod settings;
 mod watchdog;

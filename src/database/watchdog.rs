@@ -12,23 +12,21 @@
 //! a later caller.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 use std::time::Instant;
 
 use futures::future::{abortable, AbortHandle};
 
+use super::driver::Driver;
 use crate::seams::{Clock, Runtime};
 
 /// The response-timeout watchdog of one connection (shared by all its clones).
 pub(crate) struct Watchdog {
     state: Mutex<State>,
-    /// Stops the connection's driver task: every command in flight on it fails at once.
-    driver: AbortHandle,
-    /// The connection's "no command can be sent on it any more" flag, set when the watchdog fires
-    /// so no new command is routed to it.
-    closed: Arc<AtomicBool>,
+    /// The connection's driver task: stopping it fails every command in flight at once and
+    /// marks the connection closed, so no new command is routed to it.
+    driver: Arc<Driver>,
 }
 
 struct State {
@@ -65,8 +63,8 @@ enum Start {
 }
 
 impl Watchdog {
-    /// A watchdog that, when a command outlives its deadline, sets `closed` and aborts `driver`.
-    pub(crate) fn new(driver: AbortHandle, closed: Arc<AtomicBool>) -> Self {
+    /// A watchdog that stops `driver` when a command outlives its deadline.
+    pub(crate) fn new(driver: Arc<Driver>) -> Self {
         Self {
             state: Mutex::new(State {
                 deadlines: VecDeque::new(),
@@ -76,7 +74,6 @@ impl Watchdog {
                 fired_below: 0,
             }),
             driver,
-            closed,
         }
     }
 
@@ -96,6 +93,9 @@ impl Watchdog {
         st.latest = Some(deadline);
         let id = st.first + st.deadlines.len() as u64;
         st.deadlines.push_back(Some(deadline));
+        if matches!(st.task, Task::Running(_) | Task::Ended) {
+            return Ticket { dog: self, id }; // the common case: the task is awake
+        }
         let start = match std::mem::replace(&mut st.task, Task::Ended) {
             Task::Unspawned => {
                 let (task, abort) = abortable(self.clone().run(runtime.clock().clone()));
@@ -160,8 +160,7 @@ impl Watchdog {
                 st.fired_below = st.first + st.deadlines.len() as u64;
                 st.task = Task::Ended;
                 drop(st);
-                self.closed.store(true, Ordering::Release);
-                self.driver.abort();
+                self.driver.stop();
                 return;
             }
         }

@@ -5,25 +5,30 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::abortable;
-
 use super::Watchdog;
+use crate::database::driver::{driver_task, Driver};
 use crate::seams::{Clock, Runtime, Spawn};
 use crate::sim::Sim;
 
-/// A watchdog over a stand-in driver task; the flag says whether that task has ended.
-fn setup(sim: &Sim) -> (Arc<Watchdog>, Runtime, Arc<AtomicBool>, Arc<AtomicBool>) {
+/// A watchdog over a stand-in driver task; the flag says whether that task's driver was dropped.
+fn setup(sim: &Sim) -> (Arc<Watchdog>, Runtime, Arc<Driver>, Arc<AtomicBool>) {
     let runtime = sim.runtime(Arc::new(sim.redis().transport()));
-    let (driver, abort) = abortable(futures::future::pending::<()>());
     let ended = Arc::new(AtomicBool::new(false));
     let flag = ended.clone();
-    sim.spawner().spawn(Box::pin(async move {
-        let _ = driver.await;
-        flag.store(true, Ordering::Release);
-    }));
-    let closed = Arc::new(AtomicBool::new(false));
-    let dog = Arc::new(Watchdog::new(abort, closed.clone()));
-    (dog, runtime, closed, ended)
+    /// Sets its flag when dropped (the driver task dropped the driver).
+    struct SetOnDrop(Arc<AtomicBool>);
+    impl Drop for SetOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Release);
+        }
+    }
+    let (task, driver) = driver_task(async move {
+        let _guard = SetOnDrop(flag);
+        futures::future::pending::<()>().await;
+    });
+    sim.spawner().spawn(Box::pin(task));
+    let dog = Arc::new(Watchdog::new(driver.clone()));
+    (dog, runtime, driver, ended)
 }
 
 fn secs(s: u64) -> Duration {
@@ -40,12 +45,9 @@ fn an_overdue_command_fails_the_connection_exactly_at_its_deadline() {
     // A later command is in flight too when the first one's deadline passes.
     let second = dog.register(t0 + secs(7), &rt);
     sim.run_until(t0 + secs(5) - Duration::from_nanos(1));
-    assert!(!closed.load(Ordering::Acquire) && !first.timed_out());
+    assert!(!closed.is_closed() && !first.timed_out());
     sim.run_until(t0 + secs(5));
-    assert!(
-        closed.load(Ordering::Acquire),
-        "marked closed at the deadline"
-    );
+    assert!(closed.is_closed(), "marked closed at the deadline");
     assert!(
         ended.load(Ordering::Acquire),
         "driver aborted at the deadline"
@@ -77,7 +79,7 @@ fn commands_answered_in_time_never_fire_and_the_task_parks_when_idle() {
         assert!(tickets.iter().all(|t| !t.timed_out()));
     }
     sim.run_for(secs(30));
-    assert!(!closed.load(Ordering::Acquire));
+    assert!(!closed.is_closed());
     assert_eq!(
         sim.clock().sleepers(),
         0,
@@ -88,7 +90,7 @@ fn commands_answered_in_time_never_fire_and_the_task_parks_when_idle() {
     let t1 = sim.clock().now();
     let ticket = dog.register(t1 + secs(5), &rt);
     sim.run_until(t1 + secs(5));
-    assert!(ticket.timed_out() && closed.load(Ordering::Acquire));
+    assert!(ticket.timed_out() && closed.is_closed());
     assert!(sim.clock().now() - t0 > secs(35));
 }
 
@@ -103,7 +105,7 @@ fn a_dropped_command_is_no_longer_watched() {
     drop(cancelled); // the caller dropped its future
     sim.run_until(t0 + secs(5));
     assert!(
-        !closed.load(Ordering::Acquire),
+        !closed.is_closed(),
         "the cancelled command's deadline is not watched"
     );
     sim.run_until(t0 + secs(6));
@@ -123,7 +125,7 @@ fn deadlines_registered_out_of_order_keep_the_queue_sorted() {
     drop(a);
     sim.run_until(t0 + secs(4));
     assert!(
-        !closed.load(Ordering::Acquire),
+        !closed.is_closed(),
         "raised to the latest deadline registered"
     );
     sim.run_until(t0 + secs(5));
@@ -141,5 +143,5 @@ fn stopping_ends_the_task() {
     dog.stop();
     sim.run_for(secs(10));
     assert_eq!(sim.tasks(), 1, "only the stand-in driver is left");
-    assert!(!closed.load(Ordering::Acquire) && !ticket.timed_out());
+    assert!(!closed.is_closed() && !ticket.timed_out());
 }
