@@ -6,7 +6,8 @@
 //! counts repeat to within a fraction of a percent). Both paths reach the simulator's in-memory
 //! Redis through the same transport, as the `roundtrip/get/sim` bench rows do; a warm-up of 1 000
 //! GETs runs first, so connecting is outside the counted loop (callgrind's
-//! `--toggle-collect=*run_gets*` counts the loop alone).
+//! `--toggle-collect=*run_gets*` counts the loop alone). It prints the wall time per GET of the
+//! counted loop, for quick A/B runs outside valgrind.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -73,6 +74,7 @@ fn main() {
         let _: () = conn.set(KEY, "v").await.expect("SET");
     });
     for count in [1_000, n] {
+        let started = std::time::Instant::now();
         let handles: Vec<_> = (0..tasks)
             .map(|_| {
                 let (keeper, raw, mode) = (keeper.clone(), raw.clone(), mode.clone());
@@ -84,6 +86,10 @@ fn main() {
                 h.await.expect("task");
             }
         });
+        if count == n {
+            let per_op = started.elapsed().as_nanos() / u128::from(n.max(1));
+            println!("{mode} tasks={tasks}: {per_op} ns per GET");
+        }
     }
     rt.block_on(keeper.close());
 }

@@ -146,7 +146,8 @@ impl PooledConnection {
                 // Spread requests over the database's shared connections; replace a broken one.
                 let conn = match self.db.shared.pick_ready() {
                     Some(conn) => conn,
-                    None => self.db.shared_connection().await?,
+                    // Boxed: the rare (re)connect would otherwise size every command's future.
+                    None => Box::pin(self.db.shared_connection()).await?,
                 };
                 self.db.execute(conn.conn(), req).await.map_err(|e| {
                     if e.poisoned {
@@ -277,8 +278,11 @@ fn refuse_command(cmd: &Cmd) -> Result<(), Error> {
     let Some(first) = args.next() else {
         return Ok(());
     };
+    // No refused name is shorter or longer (GET, SET, DEL, TTL… pass without a look).
+    if !REFUSED_LEN.contains(&first.len()) {
+        return Ok(());
+    }
     let mut buf = [0u8; NAME_BUF];
-    // Every refused name is short; a longer one is not among them.
     let Some(name) = upper_in(first, &mut buf) else {
         return Ok(());
     };
@@ -307,6 +311,9 @@ fn refuse_command(cmd: &Cmd) -> Result<(), Error> {
 
 /// Longest command or subcommand name checked here, with room to spare.
 const NAME_BUF: usize = 16;
+
+/// The lengths of the command names [`refuse_command`] refuses (EXEC … PUNSUBSCRIBE).
+const REFUSED_LEN: std::ops::RangeInclusive<usize> = 4..=12;
 
 /// `name` upper-cased into `buf` without allocating, when it fits and is UTF-8.
 fn upper_in<'b>(name: &[u8], buf: &'b mut [u8; NAME_BUF]) -> Option<&'b str> {
@@ -342,6 +349,72 @@ mod tests {
         let mut p = redis::pipe();
         p.set("a", 1).cmd("SELECT").arg(2);
         assert!(refuse_on_shared(CommandKind::Pipeline(&p, 0, 2)).is_err());
+    }
+
+    #[test]
+    fn every_refused_name_is_within_the_length_prefilter() {
+        let names = [
+            "SELECT",
+            "WATCH",
+            "UNWATCH",
+            "MULTI",
+            "EXEC",
+            "DISCARD",
+            "SUBSCRIBE",
+            "PSUBSCRIBE",
+            "SSUBSCRIBE",
+            "UNSUBSCRIBE",
+            "PUNSUBSCRIBE",
+            "SUNSUBSCRIBE",
+            "MONITOR",
+            "BLPOP",
+            "BRPOP",
+            "BRPOPLPUSH",
+            "BLMOVE",
+            "BLMPOP",
+            "BZPOPMIN",
+            "BZPOPMAX",
+            "BZMPOP",
+            "WAIT",
+            "WAITAOF",
+            "AUTH",
+            "HELLO",
+            "RESET",
+            "QUIT",
+            "READONLY",
+            "READWRITE",
+            "ASKING",
+        ];
+        for name in names {
+            assert!(REFUSED_LEN.contains(&name.len()), "{name}");
+            let cmd = redis::cmd(&name.to_lowercase());
+            assert!(
+                refuse_on_shared(CommandKind::Single(&cmd)).is_err(),
+                "{name}"
+            );
+        }
+        let mut setname = redis::cmd("client");
+        setname.arg("setname").arg("x");
+        let mut xread = redis::cmd("XREADGROUP");
+        xread.arg("GROUP").arg("g").arg("c").arg("BLOCK").arg(0);
+        for cmd in [setname, xread] {
+            assert!(refuse_on_shared(CommandKind::Single(&cmd)).is_err());
+        }
+        for allowed in [
+            "GET",
+            "SET",
+            "DEL",
+            "INCR",
+            "EXPIRE",
+            "ZRANGEBYSCORE",
+            "CLIENTS",
+        ] {
+            let cmd = redis::cmd(allowed);
+            assert!(
+                refuse_on_shared(CommandKind::Single(&cmd)).is_ok(),
+                "{allowed}"
+            );
+        }
     }
 
     #[test]

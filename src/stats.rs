@@ -158,7 +158,11 @@ impl DbCounters {
         self.latency_total_micros
             .fetch_add(micros, Ordering::Relaxed);
         self.latency_count.fetch_add(1, Ordering::Relaxed);
-        self.latency_max_micros.fetch_max(micros, Ordering::Relaxed);
+        // A new maximum is rare: a load first spares the read-modify-write (a contended write
+        // to a shared cache line) on almost every command.
+        if micros > self.latency_max_micros.load(Ordering::Relaxed) {
+            self.latency_max_micros.fetch_max(micros, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn record_error(&self, message: String, at: Instant) {

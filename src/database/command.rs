@@ -54,7 +54,8 @@ impl Database {
     ) -> Result<Reply, CommandError> {
         for _ in 0..=MAX_LOADING_RESENDS {
             if self.is_loading() {
-                if let Err(e) = self.wait_ready(conn).await {
+                // Boxed: the rare wait would otherwise size every command's future.
+                if let Err(e) = Box::pin(self.wait_ready(conn)).await {
                     // A probe that timed out or hit a dead socket leaves the connection unusable.
                     let poisoned = e
                         .failure_kind()

@@ -149,11 +149,15 @@ impl Database {
     /// Whether a `LOADING` episode is under way (callers wait before sending). An episode whose
     /// deadline has passed is over (timed out), even if nobody polled it since: a caller arriving
     /// later sends its command rather than failing at once with `NotReady`.
+    #[inline]
     pub(crate) fn is_loading(&self) -> bool {
-        if self.gate.view().ready() {
-            // Ready: ticking changes nothing, and no episode runs. No lock, no clock read.
-            return false;
-        }
+        // Ready: ticking changes nothing, and no episode runs. No lock, no clock read.
+        !self.gate.view().ready() && self.is_loading_locked()
+    }
+
+    /// [`Database::is_loading`] when readiness is not known ready.
+    #[inline(never)]
+    fn is_loading_locked(&self) -> bool {
         let now = self.now();
         let mut p = self.policies();
         p.readiness.tick(now);
@@ -162,10 +166,16 @@ impl Database {
 
     /// A reply that was not `-LOADING` arrived: the server has its dataset. Ends a loading
     /// episode or a timed-out one (so health leaves `Failed`) and wakes readiness waiters.
+    #[inline]
     pub(crate) fn mark_ready(&self) {
-        if self.gate.view().ready() {
-            return;
+        if !self.gate.view().ready() {
+            self.mark_ready_locked();
         }
+    }
+
+    /// [`Database::mark_ready`] when readiness is not known ready.
+    #[inline(never)]
+    fn mark_ready_locked(&self) {
         let mut p = self.policies();
         if matches!(p.readiness.state(), ReadinessState::Ready) {
             return;

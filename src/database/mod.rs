@@ -129,10 +129,17 @@ impl Database {
 
     /// Asks the breaker for permission to touch the network. While the breaker is closed this
     /// takes no lock: a closed breaker grants the permit of its generation and changes nothing.
+    #[inline]
     pub(crate) fn breaker_permit(&self) -> Result<Permit, Error> {
-        if let Some(permit) = self.gate.view().closed_permit() {
-            return Ok(permit);
+        match self.gate.view().closed_permit() {
+            Some(permit) => Ok(permit),
+            None => self.breaker_permit_locked(),
         }
+    }
+
+    /// [`Database::breaker_permit`] when the breaker is not known closed.
+    #[inline(never)]
+    fn breaker_permit_locked(&self) -> Result<Permit, Error> {
         let now = self.now();
         let result = self.policies().breaker.try_acquire(now);
         if let Ok(permit) = &result {
@@ -151,10 +158,16 @@ impl Database {
 
     /// Reports a network outcome to the breaker: `Ok` for any reply, `Err` for a transport failure.
     /// A success on a closed breaker with no failure counted changes nothing, so it takes no lock.
+    #[inline]
     pub(crate) fn breaker_report(&self, permit: Permit, transport_ok: bool) {
-        if transport_ok && self.gate.view().success_is_noop() {
-            return;
+        if !(transport_ok && self.gate.view().success_is_noop()) {
+            self.breaker_report_locked(permit, transport_ok);
         }
+    }
+
+    /// [`Database::breaker_report`] when the report may change the breaker.
+    #[inline(never)]
+    fn breaker_report_locked(&self, permit: Permit, transport_ok: bool) {
         let now = self.now();
         let transition = {
             let mut p = self.policies();
