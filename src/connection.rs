@@ -140,28 +140,31 @@ impl PooledConnection {
     }
 
     async fn run(&mut self, req: CommandKind<'_>) -> Result<crate::database::Reply, Error> {
+        let db = &self.db;
         match &mut self.handle {
             Handle::Shared => {
                 refuse_on_shared(req)?;
                 // Spread requests over the database's shared connections; replace a broken one.
-                let conn = match self.db.shared.pick_ready() {
+                let conn = match db.shared.pick_ready() {
                     Some(conn) => conn,
                     // Boxed: the rare (re)connect would otherwise size every command's future.
-                    None => Box::pin(self.db.shared_connection()).await?,
+                    None => Box::pin(db.shared_connection()).await?,
                 };
-                self.db.execute(conn.conn(), req).await.map_err(|e| {
-                    if e.poisoned {
-                        conn.mark_broken();
-                    }
-                    e.error
-                })
+                let mut mc = conn.conn().inner.clone();
+                db.execute(&conn.conn().link, &mut mc, req)
+                    .await
+                    .map_err(|e| {
+                        if e.poisoned {
+                            conn.mark_broken();
+                        }
+                        e.error
+                    })
             }
             Handle::Exclusive(ex) => {
-                for (name, sub) in command_names(req) {
-                    ex.session.observe(name, sub);
-                }
+                observe_commands(&mut ex.session, req);
                 ex.session.in_flight = true;
-                let result = self.db.execute(ex.lease.conn_mut(), req).await;
+                let conn = ex.lease.conn_mut();
+                let result = db.execute(&conn.link, &mut conn.inner, req).await;
                 ex.session.in_flight = false;
                 result.map_err(|e| {
                     if e.poisoned {
@@ -233,24 +236,21 @@ impl ConnectionLike for PooledConnection {
     }
 }
 
-/// The command names in a request (first argument of each command), with their second argument.
-fn command_names<'a>(req: CommandKind<'a>) -> Vec<(&'a [u8], Option<&'a [u8]>)> {
-    let first = |cmd: &'a Cmd| {
+/// Notes in `session` what each command of a request does to the connection.
+fn observe_commands(session: &mut Session, req: CommandKind<'_>) {
+    let mut observe = |cmd: &Cmd| {
         let mut args = cmd.args_iter();
-        match args.next() {
-            Some(redis::Arg::Simple(name)) => {
-                let sub = match args.next() {
-                    Some(redis::Arg::Simple(sub)) => Some(sub),
-                    _ => None,
-                };
-                Some((name, sub))
-            }
-            _ => None,
+        if let Some(redis::Arg::Simple(name)) = args.next() {
+            let sub = match args.next() {
+                Some(redis::Arg::Simple(sub)) => Some(sub),
+                _ => None,
+            };
+            session.observe(name, sub);
         }
     };
     match req {
-        CommandKind::Single(cmd) => first(cmd).into_iter().collect(),
-        CommandKind::Pipeline(p, _, _) => p.cmd_iter().filter_map(first).collect(),
+        CommandKind::Single(cmd) => observe(cmd),
+        CommandKind::Pipeline(p, _, _) => p.cmd_iter().for_each(observe),
     }
 }
 

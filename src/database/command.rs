@@ -4,9 +4,11 @@
 
 use std::io;
 
+use redis::aio::MultiplexedConnection;
 use redis::{Cmd, Pipeline, Value};
 
-use super::{Database, RedisConn};
+use super::conn::Link;
+use super::Database;
 use crate::classify::classify;
 use crate::policy::FailureKind;
 use crate::stats::DbCounters;
@@ -46,16 +48,18 @@ impl From<Error> for CommandError {
 const MAX_LOADING_RESENDS: usize = 8;
 
 impl Database {
-    /// Runs `req` on `conn` under the database's policies.
+    /// Runs `req` on the connection of `link`, through `mc` (a handle to that connection),
+    /// under the database's policies.
     pub(crate) async fn execute(
         &self,
-        conn: &RedisConn,
+        link: &Link,
+        mc: &mut MultiplexedConnection,
         req: CommandKind<'_>,
     ) -> Result<Reply, CommandError> {
         for _ in 0..=MAX_LOADING_RESENDS {
             if self.is_loading() {
                 // Boxed: the rare wait would otherwise size every command's future.
-                if let Err(e) = Box::pin(self.wait_ready(conn)).await {
+                if let Err(e) = Box::pin(self.wait_ready(mc)).await {
                     // A probe that timed out or hit a dead socket leaves the connection unusable.
                     let poisoned = e
                         .failure_kind()
@@ -69,8 +73,7 @@ impl Database {
             let permit = self.breaker_permit().map_err(|e| self.failed(e))?;
             let started = self.now();
             // The connection's watchdog times the command out; no timer is armed for it here.
-            let ticket = conn.watch(started + self.settings.response_timeout, &self.runtime);
-            let mut mc = conn.inner.clone();
+            let ticket = link.watch(started + self.settings.response_timeout, &self.runtime);
             let result = match req {
                 CommandKind::Single(cmd) => mc.send_packed_command(cmd).await.map(Reply::One),
                 CommandKind::Pipeline(p, offset, count) => mc
@@ -99,12 +102,10 @@ impl Database {
                 }
                 Ok(reply) => {
                     self.breaker_report(permit, true);
+                    let error_reply = is_error_reply(&reply);
                     self.counters
-                        .record_latency(now.saturating_duration_since(started));
-                    if is_error_reply(&reply) {
-                        DbCounters::bump(&self.counters.failed);
-                    } else {
-                        DbCounters::bump(&self.counters.ok);
+                        .record_reply(now.saturating_duration_since(started), error_reply);
+                    if !error_reply {
                         self.mark_ready();
                     }
                     return Ok(reply);
@@ -116,7 +117,7 @@ impl Database {
                         self.enter_loading();
                         continue;
                     }
-                    self.breaker_report_on(conn, permit, !kind.trips_breaker());
+                    self.breaker_report_on(link, permit, !kind.trips_breaker());
                     if kind.poisons_connection() {
                         keeper_event!(self, WARN, error = %err, "connection failed; closing it");
                     }

@@ -1,5 +1,5 @@
-//! `RedisConn`: a redis-rs multiplexed connection, the guard that stops its driver task, and its
-//! response-timeout watchdog.
+//! `RedisConn`: a redis-rs multiplexed connection and its [`Link`]: the driver task's flags, the
+//! response-timeout watchdog and the lost flag, shared by every clone.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,14 +14,22 @@ use crate::seams::Runtime;
 
 /// One connection to Redis. Cloning shares it; the driver task (and the socket) stops when the
 /// last clone is dropped, even when a reply is still outstanding (a stalled server).
+///
+/// The two fields are separate so a command can borrow the [`Link`] and the multiplexed handle
+/// (`&mut` for redis-rs) at once without cloning either.
 #[derive(Clone)]
 pub(crate) struct RedisConn {
     pub(crate) inner: MultiplexedConnection,
-    _driver: Arc<DriverGuard>,
+    pub(crate) link: Arc<Link>,
+}
+
+/// What every clone of a connection shares. Dropping it (with the last clone) stops the driver
+/// and the watchdog.
+pub(crate) struct Link {
     /// Times out the commands in flight (one task per connection, not a timer per command).
     watchdog: Arc<Watchdog>,
-    /// Set by the first transport failure seen on this connection (shared by every clone).
-    lost: Arc<AtomicBool>,
+    /// Set by the first transport failure seen on this connection.
+    lost: AtomicBool,
     /// The driver task's flags: closed once it ended (the server closed the socket, or it broke)
     /// or was stopped (the watchdog fired, or the last clone was dropped).
     driver: Arc<Driver>,
@@ -30,16 +38,19 @@ pub(crate) struct RedisConn {
 impl RedisConn {
     /// Wraps a connection whose driver task runs under `driver` (see [`super::driver`]).
     pub(crate) fn new(inner: MultiplexedConnection, driver: Arc<Driver>) -> Self {
-        let watchdog = Arc::new(Watchdog::new(driver.clone()));
+        let link = Link {
+            watchdog: Arc::new(Watchdog::new(driver.clone())),
+            lost: AtomicBool::new(false),
+            driver,
+        };
         Self {
             inner,
-            _driver: Arc::new(DriverGuard(driver.clone(), watchdog.clone())),
-            watchdog,
-            lost: Arc::new(AtomicBool::new(false)),
-            driver,
+            link: Arc::new(link),
         }
     }
+}
 
+impl Link {
     /// Records a transport failure on this connection; true only for the first one. Every
     /// command in flight on a multiplexed connection fails when it dies: that is one loss.
     pub(crate) fn mark_lost(&self) -> bool {
@@ -51,6 +62,18 @@ impl RedisConn {
     pub(crate) fn watch(&self, deadline: Instant, runtime: &Runtime) -> Ticket<'_> {
         self.watchdog.register(deadline, runtime)
     }
+
+    /// Whether the driver task has ended or was stopped (see [`Liveness::is_closed`]).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.driver.is_closed()
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.driver.stop();
+        self.watchdog.stop();
+    }
 }
 
 impl Liveness for RedisConn {
@@ -58,16 +81,6 @@ impl Liveness for RedisConn {
     /// a reset — while nobody was using it) or the watchdog timed the connection out. Such a
     /// connection is never handed out again.
     fn is_closed(&self) -> bool {
-        self.driver.is_closed()
-    }
-}
-
-/// Stops the driver and the watchdog when the last clone of a connection is dropped.
-struct DriverGuard(Arc<Driver>, Arc<Watchdog>);
-
-impl Drop for DriverGuard {
-    fn drop(&mut self) {
-        self.0.stop();
-        self.1.stop();
+        self.link.is_closed()
     }
 }

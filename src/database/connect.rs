@@ -43,7 +43,7 @@ impl Database {
                     keeper_event!(self, DEBUG, "connection opened");
                     if loading {
                         self.enter_loading();
-                        self.wait_ready(&conn).await?;
+                        self.wait_ready(&conn.inner).await?;
                     } else {
                         self.mark_ready();
                     }
@@ -121,7 +121,7 @@ impl Database {
             let (task, driver) = driver_task(driver);
             self.runtime.spawner().spawn(Box::pin(task));
             let conn = RedisConn::new(inner, driver);
-            match ping(&conn).await {
+            match ping(&conn.inner).await {
                 Ok(()) => Ok((conn, false)),
                 Err((FailureKind::Loading, _)) => Ok((conn, true)),
                 Err(failure) => Err(failure),
@@ -188,7 +188,7 @@ impl Database {
 
     /// Waits until the server answers PING, probing on `conn` when it is this caller's turn
     /// (one probe in flight per database), or gives up with `NotReady` at the loading timeout.
-    pub(crate) async fn wait_ready(&self, conn: &RedisConn) -> Result<(), Error> {
+    pub(crate) async fn wait_ready(&self, conn: &MultiplexedConnection) -> Result<(), Error> {
         let started = self.now();
         // Bounded: each round either probes, sleeps to a later deadline, or returns.
         for _ in 0..100_000 {
@@ -392,7 +392,7 @@ impl Database {
         let result = timeout_at(
             &**self.runtime.clock(),
             self.now() + self.settings.response_timeout,
-            ping(conn),
+            ping(&conn.inner),
         )
         .await
         .unwrap_or_else(|_| {
@@ -411,7 +411,7 @@ impl Database {
                 Ok(())
             }
             Err((kind, err)) => {
-                self.breaker_report_on(conn, permit, !kind.trips_breaker());
+                self.breaker_report_on(&conn.link, permit, !kind.trips_breaker());
                 if kind == FailureKind::Loading {
                     self.enter_loading();
                 }
@@ -422,8 +422,8 @@ impl Database {
 }
 
 /// Sends PING and reads the reply; an error reply comes back as a failure.
-pub(crate) async fn ping(conn: &RedisConn) -> Result<(), Failure> {
-    let mut mc = conn.inner.clone();
+pub(crate) async fn ping(conn: &MultiplexedConnection) -> Result<(), Failure> {
+    let mut mc = conn.clone();
     match mc.send_packed_command(&redis::cmd("PING")).await {
         Ok(redis::Value::ServerError(e)) => {
             let e = redis::RedisError::from(e);

@@ -191,7 +191,7 @@ impl Database {
     /// failure on a connection counts (a probe's always does): when a multiplexed connection
     /// dies, every command in flight on it fails at once, and that is one failure, not one per
     /// command — else one reset under load would open the breaker while the server is fine.
-    pub(crate) fn breaker_report_on(&self, conn: &RedisConn, permit: Permit, transport_ok: bool) {
+    pub(crate) fn breaker_report_on(&self, conn: &conn::Link, permit: Permit, transport_ok: bool) {
         if transport_ok || permit.is_probe() || conn.mark_lost() {
             self.breaker_report(permit, transport_ok);
         } else {
