@@ -4,7 +4,8 @@
 //! Arguments: `keeper` or `raw`, the number of GETs (default 20 000), the number of tasks
 //! (default 1) and `mt` for the 2-worker multi-threaded runtime (default: current-thread, whose
 //! counts repeat to within a fraction of a percent). Both paths reach the simulator's in-memory
-//! Redis through the same transport, as the `roundtrip/get/sim` bench rows do; a warm-up of 1 000
+//! Redis through the same transport, as the `roundtrip/get/sim` bench rows do (`REDIS_PORT=n`:
+//! a real server on 127.0.0.1 instead; `REDIS_KEEPER_*` variables apply); a warm-up of 1 000
 //! GETs runs first, so connecting is outside the counted loop (callgrind's
 //! `--toggle-collect=*run_gets*` counts the loop alone). It prints the wall time per GET of the
 //! counted loop, for quick A/B runs outside valgrind.
@@ -41,20 +42,45 @@ fn main() {
             .build()
     }
     .expect("tokio runtime");
+    // `REDIS_PORT=<port>`: a real server on 127.0.0.1 instead of the simulator.
+    let port: Option<u16> = std::env::var("REDIS_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok());
     let server = SimRedis::new(SimClock::new(), Rng::new(7), Trace::hash_only());
-    let runtime = Runtime::new(
-        "tokio+sim",
-        Arc::new(TokioClock::new(rt.handle().clone())),
-        Arc::new(TokioSpawn::new(rt.handle().clone())),
-        Arc::new(server.transport()),
-    );
-    let keeper = Keeper::builder(KeeperConfig::default())
+    let runtime = match port {
+        Some(_) => {
+            let _entered = rt.enter();
+            Runtime::tokio()
+        }
+        None => Runtime::new(
+            "tokio+sim",
+            Arc::new(TokioClock::new(rt.handle().clone())),
+            Arc::new(TokioSpawn::new(rt.handle().clone())),
+            Arc::new(server.transport()),
+        ),
+    };
+    let mut config = KeeperConfig::default();
+    if let Some(port) = port {
+        config = config.host("127.0.0.1").port(port);
+    }
+    // `REDIS_KEEPER_*` variables apply, e.g. `REDIS_KEEPER_SHARED_CONNECTIONS=1`.
+    let env: HashMap<String, String> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("REDIS_KEEPER_"))
+        .collect();
+    let keeper = Keeper::builder(config)
         .runtime(runtime)
-        .env(HashMap::<String, String>::new())
+        .env(env)
         .seed(7)
         .build()
         .expect("keeper");
     let raw = rt.block_on(async {
+        if let Some(port) = port {
+            let client = redis::Client::open(format!("redis://127.0.0.1:{port}/0")).expect("url");
+            return client
+                .get_multiplexed_async_connection()
+                .await
+                .expect("raw connection");
+        }
         let stream = server.connect().expect("sim connect");
         let config = redis::AsyncConnectionConfig::new()
             .set_response_timeout(None)
