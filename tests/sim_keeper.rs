@@ -131,6 +131,48 @@ fn a_40_second_loading_is_ridden_out_with_probes_every_2_seconds() {
 }
 
 #[test]
+fn a_transaction_discarded_for_loading_is_sent_again_once_ready() {
+    let w = world(21, small());
+    w.sim.block_on(async {
+        let mut c = w.keeper.get("main").await.unwrap();
+        let _: () = c.set("n", 0).await.unwrap();
+    });
+    // The Keeper has not seen LOADING yet: MULTI is answered +OK, each queued INCR -LOADING, and
+    // EXEC -EXECABORT. Nothing ran, as for a plain -LOADING: wait, then send it all again.
+    w.redis.set_loading(Duration::from_secs(4));
+    let t0 = w.sim.clock().now();
+    w.sim.block_on(async {
+        let (a, b): (i64, i64) = w
+            .keeper
+            .pipeline("main", |p| {
+                p.atomic().incr("n", 1).incr("n", 1);
+            })
+            .await
+            .unwrap();
+        assert_eq!((a, b), (1, 2));
+    });
+    // Ready at the first readiness probe after the loading ends (probes every 2 s).
+    assert_eq!(w.sim.clock().now() - t0, Duration::from_secs(4));
+    // The same on an exclusive connection, loading again.
+    w.redis.set_loading(Duration::from_secs(4));
+    w.sim.block_on(async {
+        let mut ex = w.keeper.get_exclusive("main").await.unwrap();
+        let (t,): (i64,) = redis::pipe()
+            .atomic()
+            .incr("n", 1)
+            .query_async(&mut ex)
+            .await
+            .unwrap();
+        assert_eq!(t, 3);
+    });
+    assert_eq!(w.redis.get(0, b"n").as_deref(), Some(&b"3"[..]));
+    let db = &w.keeper.stats().databases["main"];
+    assert_eq!(db.failed_operations, 0, "{db:?}");
+    assert_eq!(db.loading_episodes, 2, "{db:?}");
+    w.keeper.check_invariants().unwrap();
+}
+
+#[test]
 fn loading_past_the_timeout_gives_not_ready() {
     let w = world(4, small());
     w.redis.set_loading(Duration::from_secs(600));
