@@ -334,6 +334,49 @@ fn commands_lost_together_with_their_connection_are_one_breaker_failure() {
 }
 
 #[test]
+fn connections_lost_together_are_one_breaker_failure() {
+    // More connections than the threshold, all killed at once (CLIENT KILL, a restart): one
+    // event, one failure. The server is fine, so the breaker must stay closed.
+    let config = KeeperConfig::default().configure_all(|d| {
+        d.max_connections(4)
+            .shared_connections(2)
+            .breaker_failure_threshold(2)
+    });
+    let w = world(22, config);
+    let clock = w.sim.clock().clone();
+    w.sim.block_on(async {
+        // Both shared slots filled, and one exclusive connection.
+        for _ in 0..4 {
+            let mut c = w.keeper.get("main").await.unwrap();
+            let _: () = c.set("k", 1).await.unwrap();
+        }
+        let mut ex = w.keeper.get_exclusive("main").await.unwrap();
+        let _: () = ex.set("k", 1).await.unwrap();
+        w.redis.stall(Duration::from_secs(2));
+        let shared = futures::future::join_all((0..4).map(|_| async {
+            let mut c = w.keeper.get("main").await.unwrap();
+            c.get::<_, Option<i64>>("k").await
+        }));
+        let exclusive = ex.get::<_, Option<i64>>("k");
+        let kill = async {
+            clock
+                .sleep_until(clock.now() + Duration::from_secs(1))
+                .await;
+            assert_eq!(w.redis.kill_all(), 3);
+        };
+        let (results, on_exclusive, ()) = futures::join!(shared, exclusive, kill);
+        assert!(results.iter().all(Result::is_err), "{results:?}");
+        assert!(on_exclusive.is_err(), "{on_exclusive:?}");
+        let db = &w.keeper.stats().databases["main"];
+        assert_eq!(db.breaker_trips, 0, "{db:?}");
+        let mut c = w.keeper.get("main").await.unwrap();
+        let v: Option<i64> = c.get("k").await.unwrap();
+        assert_eq!(v, Some(1));
+    });
+    w.keeper.check_invariants().unwrap();
+}
+
+#[test]
 fn idle_sweep_closes_exactly_the_stale_connections() {
     let w = world(9, small());
     let clock = w.sim.clock().clone();

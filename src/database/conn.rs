@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::future::AbortHandle;
 use redis::aio::MultiplexedConnection;
@@ -14,15 +15,27 @@ pub(crate) struct RedisConn {
     _driver: Arc<DriverGuard>,
     /// Set by the first transport failure seen on this connection (shared by every clone).
     lost: Arc<AtomicBool>,
+    /// When the connection was opened (the database's clock).
+    opened_at: Instant,
 }
 
 impl RedisConn {
-    pub(crate) fn new(inner: MultiplexedConnection, driver: AbortHandle) -> Self {
+    pub(crate) fn new(
+        inner: MultiplexedConnection,
+        driver: AbortHandle,
+        opened_at: Instant,
+    ) -> Self {
         Self {
             inner,
             _driver: Arc::new(DriverGuard(driver)),
             lost: Arc::new(AtomicBool::new(false)),
+            opened_at,
         }
+    }
+
+    /// When the connection was opened.
+    pub(crate) fn opened_at(&self) -> Instant {
+        self.opened_at
     }
 
     /// Records a transport failure on this connection; true only for the first one. Every

@@ -112,7 +112,7 @@ impl Database {
             self.runtime.spawner().spawn(Box::pin(async move {
                 let _ = driver.await;
             }));
-            let conn = RedisConn::new(inner, abort);
+            let conn = RedisConn::new(inner, abort, clock.now());
             match ping(&conn).await {
                 Ok(()) => Ok((conn, false)),
                 Err((FailureKind::Loading, _)) => Ok((conn, true)),
