@@ -234,6 +234,30 @@ fn breaker_trips_on_the_threshold_failure_and_recovers_through_one_probe() {
 }
 
 #[test]
+fn a_breaker_opened_by_failed_connects_leaves_them_as_the_last_error() {
+    let config = small().configure_all(|d| d.breaker_failure_threshold(2));
+    let w = world(23, config);
+    w.sim.block_on(async {
+        let mut c = w.keeper.get("main").await.unwrap();
+        let _: () = c.set("k", 1).await.unwrap();
+        // The connection dies and the server stops accepting: the command fails (one breaker
+        // failure), the reconnect is refused (the second: the breaker opens) and the caller,
+        // waiting to retry, is told CircuitOpen.
+        w.redis.refuse(true);
+        assert_eq!(w.redis.kill_all(), 1);
+        let err = c.get::<_, Option<i64>>("k").await.unwrap_err();
+        assert!(err.is_io_error() || err.is_connection_dropped(), "{err}");
+        let err = w.keeper.get("main").await.unwrap_err();
+        assert!(matches!(err, Error::CircuitOpen { .. }), "{err}");
+    });
+    // CircuitOpen names no cause: the stats must, and the cause now is the refused connects.
+    let db = &w.keeper.stats().databases["main"];
+    assert_eq!(db.breaker_trips, 1, "{db:?}");
+    let last = db.last_error.as_deref().unwrap_or_default();
+    assert!(last.contains("could not connect"), "{db:?}");
+}
+
+#[test]
 fn exclusive_pool_exhaustion_times_out_at_its_deadline() {
     let config =
         KeeperConfig::default().configure_all(|d| d.max_connections(2).shared_connections(1));

@@ -68,6 +68,14 @@ impl Database {
                     match decision {
                         RetryDecision::RetryAt(at) => {
                             DbCounters::bump(&self.counters.retries);
+                            // Recorded now, not only on giving up: the breaker may open before
+                            // the next attempt, and the caller then gets `CircuitOpen`, which
+                            // names no cause.
+                            self.record_error(&Error::Connect {
+                                db: self.name.to_string(),
+                                attempts: schedule.attempts(),
+                                source: err.clone(),
+                            });
                             keeper_event!(self, INFO, error = %err, wait = ?at.saturating_duration_since(now), "connect failed; retrying");
                             self.runtime.clock().sleep_until(at).await;
                         }
