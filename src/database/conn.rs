@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::future::AbortHandle;
 use redis::aio::MultiplexedConnection;
@@ -19,6 +20,8 @@ pub(crate) struct RedisConn {
     /// Set by the driver task when it ends: the server closed the socket (or it broke) and no
     /// command can be sent on this connection any more.
     closed: Arc<AtomicBool>,
+    /// When the connection was opened (the database's clock).
+    opened_at: Instant,
 }
 
 impl RedisConn {
@@ -27,13 +30,20 @@ impl RedisConn {
         inner: MultiplexedConnection,
         driver: AbortHandle,
         closed: Arc<AtomicBool>,
+        opened_at: Instant,
     ) -> Self {
         Self {
             inner,
             _driver: Arc::new(DriverGuard(driver)),
             lost: Arc::new(AtomicBool::new(false)),
             closed,
+            opened_at,
         }
+    }
+
+    /// When the connection was opened.
+    pub(crate) fn opened_at(&self) -> Instant {
+        self.opened_at
     }
 
     /// Records a transport failure on this connection; true only for the first one. Every
