@@ -7,7 +7,9 @@ use crate::policy::FailureKind;
 /// Maps a redis-rs error onto the failure kind the policies understand.
 ///
 /// `-LOADING` is `ServerErrorKind::BusyLoading` in redis-rs 1.x; authentication failures come as
-/// `AuthenticationFailed`, `NOPERM`, or extension codes `NOAUTH`/`WRONGPASS`.
+/// `AuthenticationFailed`, `NOPERM`, or extension codes `NOAUTH`/`WRONGPASS`. A MULTI/EXEC whose
+/// queued commands were all answered `-LOADING` (so EXEC answered `-EXECABORT` and nothing ran)
+/// is `Loading` too: like a plain `-LOADING`, it is safe to send again once the server is ready.
 ///
 /// ```
 /// use redis_keeper::classify::classify;
@@ -22,6 +24,9 @@ pub fn classify(err: &RedisError) -> FailureKind {
         ErrorKind::Parse => FailureKind::Protocol,
         ErrorKind::AuthenticationFailed => FailureKind::Auth,
         ErrorKind::Server(ServerErrorKind::BusyLoading) => FailureKind::Loading,
+        ErrorKind::Server(ServerErrorKind::ExecAbort) if aborted_by_loading(err) => {
+            FailureKind::Loading
+        }
         ErrorKind::Server(ServerErrorKind::TryAgain) => FailureKind::TryAgain,
         ErrorKind::Server(ServerErrorKind::MasterDown) => FailureKind::MasterDown,
         ErrorKind::Server(ServerErrorKind::NoPerm) => FailureKind::Auth,
@@ -32,6 +37,14 @@ pub fn classify(err: &RedisError) -> FailureKind {
         },
         _ => FailureKind::Server,
     }
+}
+
+/// An aborted transaction whose every queued-command error is `-LOADING`: the server discarded
+/// it without running anything because it was loading its dataset.
+fn aborted_by_loading(err: &RedisError) -> bool {
+    err.clone()
+        .into_server_errors()
+        .is_some_and(|errs| !errs.is_empty() && errs.iter().all(|(_, e)| e.code() == "LOADING"))
 }
 
 /// Whether `err` is a `-LOADING` reply.

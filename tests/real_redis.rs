@@ -8,119 +8,18 @@
 
 mod support;
 
-use std::collections::HashMap;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
-use redis_keeper::seams::{timeout_at, Runtime};
-use redis_keeper::{Error, HealthState, Keeper, KeeperConfig};
+use redis_keeper::seams::Runtime;
+use redis_keeper::{Error, HealthState};
+use support::harness::{
+    assert_typed_command_error, assert_typed_get_error, bounded, config_for, eventually, keeper,
+    on_thread, sleep, MAX_CONNECTIONS,
+};
 use support::redis_server::{RedisServer, ServerOptions};
-
-/// Upper bound on any single Keeper call in these tests, so a hang fails instead of stalling.
-const CALL_LIMIT: Duration = Duration::from_secs(10);
-const MAX_CONNECTIONS: u32 = 4;
-
-/// Small, fast policies for a loopback server: sub-second timeouts and retry waits.
-fn config_for(server: &RedisServer) -> KeeperConfig {
-    KeeperConfig::default()
-        .host("127.0.0.1")
-        .port(server.port())
-        .configure_all(|d| {
-            d.max_connections(MAX_CONNECTIONS)
-                .shared_connections(2)
-                .connect_timeout(Duration::from_millis(500))
-                .response_timeout(Duration::from_secs(2))
-                .retry_multiplier(Duration::from_millis(100))
-                .retry_min(Duration::from_millis(100))
-                .retry_max(Duration::from_millis(400))
-                .retry_attempts(5)
-                .breaker_open_for(Duration::from_millis(500))
-                .loading_poll_interval(Duration::from_millis(200))
-                .loading_timeout(Duration::from_secs(20))
-        })
-}
-
-fn keeper(rt: &Runtime, config: KeeperConfig) -> Keeper {
-    Keeper::builder(config)
-        .runtime(rt.clone())
-        .env(HashMap::<String, String>::new())
-        .seed(7)
-        .build()
-        .expect("valid config")
-}
-
-async fn sleep(rt: &Runtime, d: Duration) {
-    let clock = rt.clock();
-    clock.sleep_until(clock.now() + d).await;
-}
-
-/// `fut`, failing the test if it takes longer than [`CALL_LIMIT`].
-async fn bounded<F: Future>(rt: &Runtime, what: &str, fut: F) -> F::Output {
-    let clock = rt.clock();
-    timeout_at(&**clock, clock.now() + CALL_LIMIT, fut)
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not finish within {CALL_LIMIT:?}"))
-}
-
-/// Polls `check` (with a short real sleep between polls) until it gives a value or `limit` ends.
-async fn eventually<T, F, Fut>(rt: &Runtime, limit: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
-        sleep(rt, Duration::from_millis(25)).await;
-    }
-}
-
-/// Runs blocking `work` on a thread and awaits it without blocking the executor.
-async fn on_thread<T: Send + 'static>(
-    rt: &Runtime,
-    work: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    let handle = std::thread::spawn(work);
-    eventually(rt, CALL_LIMIT, "blocking helper", || {
-        let done = handle.is_finished();
-        async move { done.then_some(()) }
-    })
-    .await;
-    handle.join().expect("helper thread")
-}
-
-/// A failed command as the caller sees it: a transport error (I/O, timeout, dropped
-/// connection) or the Keeper's own typed refusal passed through redis-rs's error type.
-fn assert_typed_command_error(e: &redis::RedisError) {
-    let keeper_refusal = e.kind() == redis::ErrorKind::Client
-        && ["circuit open", "not ready", "timed out"]
-            .iter()
-            .any(|m| e.to_string().contains(m));
-    assert!(
-        e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || keeper_refusal,
-        "untyped command error: {e:?}"
-    );
-}
-
-/// A failed `get` while the server is away: the breaker, the connect schedule or a transport error.
-fn assert_typed_get_error(e: &Error) {
-    assert!(
-        matches!(
-            e,
-            Error::CircuitOpen { .. } | Error::Connect { .. } | Error::Redis(_)
-        ),
-        "unexpected error from get: {e:?}"
-    );
-    if let Error::Redis(inner) = e {
-        assert_typed_command_error(inner);
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Named databases: every name lands on its db number, checked server-side.
@@ -801,8 +700,10 @@ async fn health_checks_reconnect_without_traffic(rt: Runtime) {
         },
     )
     .await;
+    // The check sees the connection closed (its driver ended) and replaces it before its
+    // PING, so it usually does not even fail.
     let s = &keeper.stats().databases["main"];
-    assert!(s.health_checks_failed >= 1, "{s:?}");
+    assert!(s.health_checks >= 1, "{s:?}");
     assert!(s.connections_created >= 2, "{s:?}");
     assert_eq!(s.breaker_trips, 0, "{s:?}");
     // Only the used database is checked: no connection to any other db.

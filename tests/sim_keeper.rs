@@ -131,6 +131,48 @@ fn a_40_second_loading_is_ridden_out_with_probes_every_2_seconds() {
 }
 
 #[test]
+fn a_transaction_discarded_for_loading_is_sent_again_once_ready() {
+    let w = world(21, small());
+    w.sim.block_on(async {
+        let mut c = w.keeper.get("main").await.unwrap();
+        let _: () = c.set("n", 0).await.unwrap();
+    });
+    // The Keeper has not seen LOADING yet: MULTI is answered +OK, each queued INCR -LOADING, and
+    // EXEC -EXECABORT. Nothing ran, as for a plain -LOADING: wait, then send it all again.
+    w.redis.set_loading(Duration::from_secs(4));
+    let t0 = w.sim.clock().now();
+    w.sim.block_on(async {
+        let (a, b): (i64, i64) = w
+            .keeper
+            .pipeline("main", |p| {
+                p.atomic().incr("n", 1).incr("n", 1);
+            })
+            .await
+            .unwrap();
+        assert_eq!((a, b), (1, 2));
+    });
+    // Ready at the first readiness probe after the loading ends (probes every 2 s).
+    assert_eq!(w.sim.clock().now() - t0, Duration::from_secs(4));
+    // The same on an exclusive connection, loading again.
+    w.redis.set_loading(Duration::from_secs(4));
+    w.sim.block_on(async {
+        let mut ex = w.keeper.get_exclusive("main").await.unwrap();
+        let (t,): (i64,) = redis::pipe()
+            .atomic()
+            .incr("n", 1)
+            .query_async(&mut ex)
+            .await
+            .unwrap();
+        assert_eq!(t, 3);
+    });
+    assert_eq!(w.redis.get(0, b"n").as_deref(), Some(&b"3"[..]));
+    let db = &w.keeper.stats().databases["main"];
+    assert_eq!(db.failed_operations, 0, "{db:?}");
+    assert_eq!(db.loading_episodes, 2, "{db:?}");
+    w.keeper.check_invariants().unwrap();
+}
+
+#[test]
 fn loading_past_the_timeout_gives_not_ready() {
     let w = world(4, small());
     w.redis.set_loading(Duration::from_secs(600));
@@ -300,6 +342,49 @@ fn commands_lost_together_with_their_connection_are_one_breaker_failure() {
         let (results, ()) = futures::join!(gets, kill);
         assert!(results.iter().all(Result::is_err), "{results:?}");
         assert_eq!(w.keeper.stats().databases["main"].breaker_trips, 0);
+        let mut c = w.keeper.get("main").await.unwrap();
+        let v: Option<i64> = c.get("k").await.unwrap();
+        assert_eq!(v, Some(1));
+    });
+    w.keeper.check_invariants().unwrap();
+}
+
+#[test]
+fn connections_lost_together_are_one_breaker_failure() {
+    // More connections than the threshold, all killed at once (CLIENT KILL, a restart): one
+    // event, one failure. The server is fine, so the breaker must stay closed.
+    let config = KeeperConfig::default().configure_all(|d| {
+        d.max_connections(4)
+            .shared_connections(2)
+            .breaker_failure_threshold(2)
+    });
+    let w = world(22, config);
+    let clock = w.sim.clock().clone();
+    w.sim.block_on(async {
+        // Both shared slots filled, and one exclusive connection.
+        for _ in 0..4 {
+            let mut c = w.keeper.get("main").await.unwrap();
+            let _: () = c.set("k", 1).await.unwrap();
+        }
+        let mut ex = w.keeper.get_exclusive("main").await.unwrap();
+        let _: () = ex.set("k", 1).await.unwrap();
+        w.redis.stall(Duration::from_secs(2));
+        let shared = futures::future::join_all((0..4).map(|_| async {
+            let mut c = w.keeper.get("main").await.unwrap();
+            c.get::<_, Option<i64>>("k").await
+        }));
+        let exclusive = ex.get::<_, Option<i64>>("k");
+        let kill = async {
+            clock
+                .sleep_until(clock.now() + Duration::from_secs(1))
+                .await;
+            assert_eq!(w.redis.kill_all(), 3);
+        };
+        let (results, on_exclusive, ()) = futures::join!(shared, exclusive, kill);
+        assert!(results.iter().all(Result::is_err), "{results:?}");
+        assert!(on_exclusive.is_err(), "{on_exclusive:?}");
+        let db = &w.keeper.stats().databases["main"];
+        assert_eq!(db.breaker_trips, 0, "{db:?}");
         let mut c = w.keeper.get("main").await.unwrap();
         let v: Option<i64> = c.get("k").await.unwrap();
         assert_eq!(v, Some(1));

@@ -33,15 +33,23 @@ pub(crate) struct Link {
     /// The driver task's flags: closed once it ended (the server closed the socket, or it broke)
     /// or was stopped (the watchdog fired, or the last clone was dropped).
     driver: Arc<Driver>,
+    /// When the connection was opened (the database's clock).
+    opened_at: Instant,
 }
 
 impl RedisConn {
-    /// Wraps a connection whose driver task runs under `driver` (see [`super::driver`]).
-    pub(crate) fn new(inner: MultiplexedConnection, driver: Arc<Driver>) -> Self {
+    /// Wraps a connection opened at `opened_at` whose driver task runs under `driver` (see
+    /// [`super::driver`]).
+    pub(crate) fn new(
+        inner: MultiplexedConnection,
+        driver: Arc<Driver>,
+        opened_at: Instant,
+    ) -> Self {
         let link = Link {
             watchdog: Arc::new(Watchdog::new(driver.clone())),
             lost: AtomicBool::new(false),
             driver,
+            opened_at,
         };
         Self {
             inner,
@@ -51,6 +59,11 @@ impl RedisConn {
 }
 
 impl Link {
+    /// When the connection was opened.
+    pub(crate) fn opened_at(&self) -> Instant {
+        self.opened_at
+    }
+
     /// Records a transport failure on this connection; true only for the first one. Every
     /// command in flight on a multiplexed connection fails when it dies: that is one loss.
     pub(crate) fn mark_lost(&self) -> bool {

@@ -69,15 +69,14 @@ impl Database {
                     match decision {
                         RetryDecision::RetryAt(at) => {
                             DbCounters::bump(&self.counters.retries);
-                            // Recorded now: the breaker may open before the next attempt,
-                            // and then this is the error that explains it.
-                            self.counters.record_error(
-                                format!(
-                                    "could not connect to database `{}` (retrying): {err}",
-                                    self.name
-                                ),
-                                now,
-                            );
+                            // Recorded now, not only on giving up: the breaker may open before
+                            // the next attempt, and the caller then gets `CircuitOpen`, which
+                            // names no cause.
+                            self.record_error(&Error::Connect {
+                                db: self.name.to_string(),
+                                attempts: schedule.attempts(),
+                                source: err.clone(),
+                            });
                             keeper_event!(self, INFO, error = %err, wait = ?at.saturating_duration_since(now), "connect failed; retrying");
                             self.runtime.clock().sleep_until(at).await;
                         }
@@ -120,7 +119,7 @@ impl Database {
                     .map_err(|e| (classify(&e), e))?;
             let (task, driver) = driver_task(driver);
             self.runtime.spawner().spawn(Box::pin(task));
-            let conn = RedisConn::new(inner, driver);
+            let conn = RedisConn::new(inner, driver, clock.now());
             match ping(&conn.inner).await {
                 Ok(()) => Ok((conn, false)),
                 Err((FailureKind::Loading, _)) => Ok((conn, true)),

@@ -42,6 +42,8 @@ struct Policies {
     readiness: Readiness,
     health: HealthSchedule,
     rng: Rng,
+    /// When the last lost connection counted against the breaker was lost.
+    last_counted_loss: Option<Instant>,
 }
 
 /// One configured database.
@@ -88,6 +90,7 @@ impl Database {
                 readiness: Readiness::new(policy.readiness.clone()),
                 health: HealthSchedule::new(policy.health.clone(), now),
                 rng,
+                last_counted_loss: None,
             }),
             policy,
             counters: DbCounters::default(),
@@ -187,16 +190,42 @@ impl Database {
         self.gate.view().breaker_closed()
     }
 
-    /// Reports the outcome of a call made on `conn` to the breaker. Only the first transport
-    /// failure on a connection counts (a probe's always does): when a multiplexed connection
-    /// dies, every command in flight on it fails at once, and that is one failure, not one per
-    /// command — else one reset under load would open the breaker while the server is fine.
+    /// Reports the outcome of a call made on `conn` to the breaker. A lost connection counts as
+    /// one failure, and connections lost together as one (a probe's failure always counts):
+    ///
+    /// * only the first transport failure on a connection counts: when a multiplexed connection
+    ///   dies, every command in flight on it fails at once;
+    /// * a connection that was already open when another one's loss was counted, and is lost
+    ///   within one response timeout of it, went down in the same event (a `CLIENT KILL`, a
+    ///   restart, a freeze): it does not count again.
+    ///
+    /// Else one reset of a pool with more connections than the breaker threshold would open the
+    /// breaker while the server is fine. Failed connects, which follow a real outage, count each.
     pub(crate) fn breaker_report_on(&self, conn: &conn::Link, permit: Permit, transport_ok: bool) {
-        if transport_ok || permit.is_probe() || conn.mark_lost() {
+        if transport_ok || permit.is_probe() {
             self.breaker_report(permit, transport_ok);
-        } else {
+        } else if !conn.mark_lost() {
             tracing::debug!(db = %self.name, "another failure on a connection already lost; not counted");
+        } else if self.lost_together(conn) {
+            tracing::debug!(db = %self.name, "connection lost together with another; not counted");
+        } else {
+            self.breaker_report(permit, false);
         }
+    }
+
+    /// Whether `conn`, just lost, went down with the last connection loss counted against the
+    /// breaker (see [`Database::breaker_report_on`]); if not, its loss becomes the last counted.
+    fn lost_together(&self, conn: &conn::Link) -> bool {
+        let now = self.now();
+        let mut p = self.policies();
+        if let Some(at) = p.last_counted_loss {
+            let within = now.saturating_duration_since(at) <= self.settings.response_timeout;
+            if conn.opened_at() < at && within {
+                return true;
+            }
+        }
+        p.last_counted_loss = Some(now);
+        false
     }
 
     fn log_breaker(&self, t: Transition) {

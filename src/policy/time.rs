@@ -7,15 +7,15 @@ pub(crate) fn add(at: Instant, d: Duration) -> Instant {
     if let Some(t) = at.checked_add(d) {
         return t;
     }
-    // Overflow only happens for absurd durations; get as close as the platform allows.
-    let (mut t, mut rest, mut step) = (at, d, d);
+    // Overflow only happens for absurd durations; get as close as the platform allows. No more
+    // than `d` is ever added (`at + d` overflows, so any larger sum would too), and each step
+    // size succeeds at most twice (more would have fitted at the size before): bounded by a few
+    // times the bits of `d`.
+    let (mut t, mut step) = (at, d);
     while !step.is_zero() {
         match t.checked_add(step) {
-            Some(next) if step <= rest => {
-                t = next;
-                rest -= step;
-            }
-            _ => step /= 2,
+            Some(next) => t = next,
+            None => step /= 2,
         }
     }
     t
@@ -67,5 +67,10 @@ mod tests {
         assert_eq!(add(s, Duration::from_secs(5)), s + Duration::from_secs(5));
         let far = add(s, Duration::MAX);
         assert!(far > s + Duration::from_secs(1_000_000_000));
+        // As close as the platform allows: not one nanosecond more fits.
+        assert!(far.checked_add(Duration::from_nanos(1)).is_none());
+        // A sum that fits only in part ends at the same latest instant.
+        let room = far.duration_since(s);
+        assert_eq!(add(s + room / 2, room), far);
     }
 }

@@ -2,4 +2,5 @@
 // Each test crate uses a different subset of the helpers.
 #![allow(dead_code)]
 
+pub mod harness;
 pub mod redis_server;

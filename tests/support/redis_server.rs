@@ -59,6 +59,9 @@ pub struct RedisServer {
     options: ServerOptions,
     child: Option<Child>,
     paused: bool,
+    /// After [`RedisServer::stop_for_good`]: a socket bound to the port without listening, so
+    /// connects are refused and no other server can take the port.
+    port_holder: Option<socket2::Socket>,
     /// Connections this helper opened since the last (re)start: `total_connections_received`
     /// minus this is what everyone else (the Keeper) opened.
     own_connections: AtomicU64,
@@ -75,6 +78,7 @@ impl RedisServer {
             options,
             child: None,
             paused: false,
+            port_holder: None,
             own_connections: AtomicU64::new(0),
         };
         server.spawn(&[]);
@@ -171,14 +175,7 @@ impl RedisServer {
 
     /// One numeric field of `INFO everything` (e.g. `total_connections_received`).
     pub fn info_u64(&self, field: &str) -> u64 {
-        let info: String = self.query(redis::cmd("INFO").arg("everything"));
-        let prefix = format!("{field}:");
-        info.lines()
-            .find_map(|l| l.strip_prefix(prefix.as_str()))
-            .unwrap_or_else(|| panic!("INFO has no field {field}"))
-            .trim()
-            .parse()
-            .unwrap_or_else(|e| panic!("INFO field {field}: {e}"))
+        Self::info_u64_on(&mut self.connection(), field)
     }
 
     /// Connections accepted since the last (re)start that this helper did not open itself.
@@ -213,19 +210,7 @@ impl RedisServer {
         sock.set_read_timeout(Some(Duration::from_secs(2)))?;
         sock.set_write_timeout(Some(Duration::from_secs(2)))?;
         sock.write_all(b"PING\r\n")?;
-        let mut reply = Vec::new();
-        let mut byte = [0u8; 1];
-        // Bounded: one short line.
-        while reply.len() < 512 {
-            if sock.read(&mut byte)? == 0 {
-                break;
-            }
-            if byte[0] == b'\n' {
-                break;
-            }
-            reply.push(byte[0]);
-        }
-        Ok(String::from_utf8_lossy(&reply).trim_end().to_string())
+        read_line(&mut sock)
     }
 
     /// Waits (bounded) until a raw `PING` gets `+PONG` (loading, if any, is over).
@@ -243,6 +228,150 @@ impl RedisServer {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Kills the server for good: the port stays closed until the helper is dropped (held by a
+    /// bound socket that does not listen, so every connect is refused at once and no other
+    /// test's server can be handed the port).
+    pub fn stop_for_good(&mut self) {
+        self.stop();
+        let addr = socket2::SockAddr::from(self.addr());
+        let deadline = Instant::now() + START_TIMEOUT;
+        let holder = loop {
+            let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                .expect("socket");
+            sock.set_reuse_address(true).expect("SO_REUSEADDR");
+            match sock.bind(&addr) {
+                Ok(()) => break sock,
+                Err(e) => assert!(
+                    Instant::now() < deadline,
+                    "cannot hold port {} closed: {e}",
+                    self.port
+                ),
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        self.port_holder = Some(holder);
+    }
+
+    /// A new synchronous connection to db 0 whose reads may wait up to `timeout` (for commands
+    /// that block the server, like `DEBUG RELOAD`).
+    pub fn connection_with_timeout(&self, timeout: Duration) -> redis::Connection {
+        let conn = self.connection();
+        conn.set_read_timeout(Some(timeout)).expect("timeout");
+        conn
+    }
+
+    /// Prepares a slow reload: `keys` keys of `value_bytes` bytes each (stored uncompressed, so
+    /// the server answers other clients every key or so while it loads them) and a load delay of
+    /// `per_key` for each key. [`RedisServer::reload_in_background`] then loads for about
+    /// `keys × per_key`.
+    pub fn prepare_slow_reload(&self, keys: u32, value_bytes: u32, per_key: Duration) {
+        let _: () = self.query(
+            redis::cmd("DEBUG")
+                .arg("POPULATE")
+                .arg(keys)
+                .arg("key")
+                .arg(value_bytes),
+        );
+        for (name, value) in [
+            ("rdbcompression", "no".to_string()),
+            ("loading-process-events-interval-bytes", "1024".to_string()),
+            ("key-load-delay", per_key.as_micros().to_string()),
+        ] {
+            let _: () = self.query(redis::cmd("CONFIG").arg("SET").arg(name).arg(value));
+        }
+    }
+
+    /// Starts `DEBUG RELOAD` (save, then load the dataset again: a real `LOADING`) on a thread of
+    /// its own and returns once the server answers `-LOADING`. The thread's result is the
+    /// command's; it gives up after `limit`.
+    pub fn reload_in_background(
+        &self,
+        limit: Duration,
+    ) -> std::thread::JoinHandle<Result<(), String>> {
+        let mut conn = self.connection_with_timeout(limit);
+        let reload = std::thread::spawn(move || {
+            redis::cmd("DEBUG")
+                .arg("RELOAD")
+                .query::<()>(&mut conn)
+                .map_err(|e| e.to_string())
+        });
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if self
+                .raw_ping()
+                .is_ok_and(|reply| reply.starts_with("-LOADING"))
+            {
+                return reload;
+            }
+            assert!(
+                !reload.is_finished(),
+                "DEBUG RELOAD ended before LOADING was seen: {:?}",
+                reload.join()
+            );
+            assert!(Instant::now() < deadline, "server not loading in time");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Opens `n` raw connections that only sit there (counted as the helper's own), each
+    /// checked to be accepted (authenticated when the server has a password): they occupy
+    /// client slots until dropped.
+    pub fn occupy(&self, n: usize) -> Vec<Occupant> {
+        (0..n)
+            .map(|_| {
+                let mut sock = TcpStream::connect_timeout(&self.addr(), Duration::from_secs(2))
+                    .expect("occupant connects");
+                self.own_connections.fetch_add(1, Ordering::Relaxed);
+                sock.set_read_timeout(Some(Duration::from_secs(5)))
+                    .expect("timeout");
+                if let Some(password) = &self.options.password {
+                    sock.write_all(format!("AUTH {password}\r\n").as_bytes())
+                        .expect("write");
+                    let reply = read_line(&mut sock).expect("AUTH reply");
+                    assert_eq!(reply, "+OK", "occupant AUTH");
+                }
+                sock.write_all(b"CLIENT ID\r\n").expect("write");
+                let reply = read_line(&mut sock).expect("CLIENT ID reply");
+                let id = reply
+                    .strip_prefix(':')
+                    .and_then(|id| id.parse().ok())
+                    .unwrap_or_else(|| panic!("occupant not accepted: {reply}"));
+                Occupant { _sock: sock, id }
+            })
+            .collect()
+    }
+
+    /// The client ids in `CLIENT LIST`, as seen on `conn`.
+    pub fn client_ids_on(conn: &mut redis::Connection) -> Vec<u64> {
+        let list: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query(conn)
+            .expect("CLIENT LIST");
+        list.lines()
+            .filter_map(|l| {
+                l.split(' ')
+                    .find_map(|f| f.strip_prefix("id="))
+                    .and_then(|id| id.parse().ok())
+            })
+            .collect()
+    }
+
+    /// One numeric field of `INFO everything`, read on `conn` (no new connection: for when the
+    /// server accepts no more clients).
+    pub fn info_u64_on(conn: &mut redis::Connection, field: &str) -> u64 {
+        let info: String = redis::cmd("INFO")
+            .arg("everything")
+            .query(conn)
+            .expect("INFO");
+        let prefix = format!("{field}:");
+        info.lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .unwrap_or_else(|| panic!("INFO has no field {field}"))
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("INFO field {field}: {e}"))
     }
 
     fn addr(&self) -> SocketAddr {
@@ -393,4 +522,28 @@ fn signal(pid: u32, sig: &str) {
         .status()
         .expect("run kill");
     assert!(status.success(), "kill {sig} {pid} failed");
+}
+
+/// A raw connection holding a client slot (see [`RedisServer::occupy`]); closed when dropped.
+#[derive(Debug)]
+pub struct Occupant {
+    _sock: TcpStream,
+    /// Its `CLIENT ID`.
+    pub id: u64,
+}
+
+/// One reply line (without CRLF), bounded to 512 bytes.
+fn read_line(sock: &mut TcpStream) -> std::io::Result<String> {
+    let mut reply = Vec::new();
+    let mut byte = [0u8; 1];
+    while reply.len() < 512 {
+        if sock.read(&mut byte)? == 0 {
+            break;
+        }
+        if byte[0] == b'\n' {
+            break;
+        }
+        reply.push(byte[0]);
+    }
+    Ok(String::from_utf8_lossy(&reply).trim_end().to_string())
 }
