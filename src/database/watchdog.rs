@@ -154,16 +154,40 @@ impl Watchdog {
             };
             clock.sleep_until(deadline).await;
             let now = clock.now();
-            let mut st = self.lock();
-            let expired = matches!(st.deadlines.front(), Some(&Some(oldest)) if oldest <= now);
+            let expired = {
+                let mut st = self.lock();
+                let expired = matches!(st.deadlines.front(), Some(&Some(oldest)) if oldest <= now);
+                if expired {
+                    st.fired_below = st.first + st.deadlines.len() as u64;
+                    st.task = Task::Ended;
+                }
+                expired
+            };
             if expired {
-                st.fired_below = st.first + st.deadlines.len() as u64;
-                st.task = Task::Ended;
-                drop(st);
                 self.driver.stop();
                 return;
             }
+            // The oldest command answered in time; a newer one is the oldest now. Yield before
+            // sleeping again: a clock whose sleep ended before its `now` reached the deadline
+            // would otherwise bring this loop back at once, spinning inside one poll.
+            YieldNow(false).await;
         }
+    }
+}
+
+/// Pending once (having woken its task), then ready: lets a loop hand its executor the turn.
+struct YieldNow(bool);
+
+impl std::future::Future for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 
