@@ -5,6 +5,9 @@
 //! - `pooled_idle_connection`: one idle exclusive connection in a Keeper's pool (the Keeper's
 //!   `RedisConn` wrapper, its driver guard, the idle entry and the connection itself).
 //! - `pooled_overhead`: the difference of the two, the Keeper's own cost per idle connection.
+//! - `pooled_used_overhead`: the same after one command on each (raw and pooled): a connection
+//!   that has run commands also keeps its response-timeout watchdog (a parked task and its
+//!   queue).
 //! - `keeper_16_databases`: a Keeper with the 16 canonical databases (no connection yet).
 //! - `per_database`: each further configured database ((64 − 16) aliases, averaged).
 //!
@@ -76,8 +79,18 @@ fn main() {
     // Warm-up: the first connection allocates process-wide state (DNS, TLS-free codecs, …).
     drop(target.raw_multiplexed(rt));
     let before = live();
-    let raws: Vec<_> = (0..N).map(|_| target.raw_multiplexed(rt)).collect();
+    let mut raws: Vec<_> = (0..N).map(|_| target.raw_multiplexed(rt)).collect();
     let raw = (live() - before) / N as isize;
+    // What a raw connection keeps after its first command (buffers redis-rs grows on use).
+    let before = live();
+    rt.block_on(async {
+        for conn in &mut raws {
+            let _: Option<String> = redis::AsyncCommands::get(conn, "memory:k")
+                .await
+                .expect("GET");
+        }
+    });
+    let raw_used = (live() - before) / N as isize;
     drop(raws);
 
     let keeper = target.keeper_with(rt, 0, |d| d.max_connections(N as u32 + 2));
@@ -85,6 +98,21 @@ fn main() {
     let before = live();
     common::warm_exclusive(&keeper, rt, "main", N);
     let pooled = (live() - before) / (N as isize - 1);
+    // The same connections after one command each: a connection that has run commands also
+    // keeps its response-timeout watchdog task (parked while nothing is outstanding).
+    let before = live();
+    rt.block_on(async {
+        let mut held = Vec::with_capacity(N);
+        for _ in 0..N {
+            held.push(keeper.get_exclusive("main").await.expect("exclusive"));
+        }
+        for conn in &mut held {
+            let _: Option<String> = redis::AsyncCommands::get(conn, "memory:k")
+                .await
+                .expect("GET");
+        }
+    });
+    let used = (live() - before) / N as isize;
     rt.block_on(keeper.close());
     drop(keeper);
 
@@ -102,6 +130,7 @@ fn main() {
         ("raw_connection", raw),
         ("pooled_idle_connection", pooled),
         ("pooled_overhead", pooled - raw),
+        ("pooled_used_overhead", pooled + used - raw - raw_used),
         ("keeper_16_databases", keeper16),
         ("per_database", per_db),
     ] {

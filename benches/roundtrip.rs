@@ -5,7 +5,9 @@
 //!   2-worker tokio runtime: `keeper` (each task takes a shared handle once and sends GETs on it),
 //!   `keeper_get_each` (a fresh `keeper.get` per GET), `raw_multiplexed` (each task clones one
 //!   redis-rs `MultiplexedConnection`), and per GET a checkout from deadpool-redis and bb8-redis
-//!   (default, and with their checkout check off).
+//!   (default, and with their checkout check off). `keeper_as_raw` is `keeper` with the raw
+//!   anchor's connection settings: one shared connection instead of two, and `TCP_NODELAY` off
+//!   (redis-rs's default; the Keeper sets it on), so the difference is the Keeper's own work.
 //! - `roundtrip/pipeline16/real`: a 16-command GET pipeline, one task.
 //! - `roundtrip/blocking_get/real`: GET on a raw `redis::Connection`, through r2d2, and through
 //!   a Keeper's blocking connections (`get_blocking_shared`, `get_blocking`), one thread.
@@ -27,6 +29,11 @@ const CONCURRENCY: [usize; 3] = [1, 16, 64];
 fn get_rows(c: &mut Criterion, target: &Target) {
     let rt = Rt::Tokio;
     let keeper = target.keeper(rt);
+    let as_raw = target.keeper_with(rt, 0, |d| {
+        d.max_connections(POOL)
+            .shared_connections(1)
+            .tcp_nodelay(false)
+    });
     let raw = target.raw_multiplexed(rt);
     rt.block_on(async {
         let mut conn = keeper.get("main").await.expect("get");
@@ -65,6 +72,20 @@ fn get_rows(c: &mut Criterion, target: &Target) {
                 })
             })
         });
+        group.bench_with_input(BenchmarkId::new("keeper_as_raw", tasks), &tasks, |b, &t| {
+            b.iter_custom(|iters| {
+                rt.run(t, iters, |n| {
+                    let keeper = as_raw.clone();
+                    async move {
+                        let mut conn = keeper.get("main").await.expect("get");
+                        for _ in 0..n {
+                            let v: Option<String> = conn.get(KEY).await.expect("GET");
+                            black_box(v);
+                        }
+                    }
+                })
+            })
+        });
         group.bench_with_input(
             BenchmarkId::new("keeper_get_each", tasks),
             &tasks,
@@ -89,6 +110,7 @@ fn get_rows(c: &mut Criterion, target: &Target) {
     }
     group.finish();
     rt.block_on(keeper.close());
+    rt.block_on(as_raw.close());
 }
 
 fn anchor_rows(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {

@@ -135,6 +135,11 @@ for t in (1, 64):
         if raw_v and keep_v:
             ratio_row(f"GET throughput through a Keeper vs raw MultiplexedConnection, {tgt}, "
                       f"{t} task(s)", raw_v, keep_v, 0.97, le=False)
+            as_raw = med(g, "keeper_as_raw", t)
+            if as_raw:
+                ratio_row(f"the same, Keeper with the raw anchor's connection settings "
+                          f"(`keeper_as_raw`), {tgt}, {t} task(s)", raw_v, as_raw, 0.97,
+                          le=False)
         elif tgt == "real":
             targets.append((f"GET throughput vs raw MultiplexedConnection, real, {t}",
                             "not measured", "≥ 0.97×", "–"))
@@ -205,8 +210,9 @@ for g in groups("roundtrip/get/"):
         extra.append(("redis-benchmark (ceiling)",
                       [fmt(ceiling.get(("get", str(c)))) for c in (1, 16, 64)]))
     print(table(g, [1, 16, 64], extra) + "\n")
-print("`keeper`: each task takes a shared handle once; `keeper_get_each`: a fresh `get` per GET; "
-      "deadpool/bb8: a checkout per GET (pool size 16).\n")
+print("`keeper`: each task takes a shared handle once; `keeper_as_raw`: the same with one shared "
+      "connection and TCP_NODELAY off, as the raw anchor has; `keeper_get_each`: a fresh `get` "
+      "per GET; deadpool/bb8: a checkout per GET (pool size 16).\n")
 for g in groups("roundtrip/pipeline16/"):
     extra = []
     if g.endswith("/real") and ("pipeline16", "1") in ceiling:

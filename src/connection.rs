@@ -140,27 +140,31 @@ impl PooledConnection {
     }
 
     async fn run(&mut self, req: CommandKind<'_>) -> Result<crate::database::Reply, Error> {
+        let db = &self.db;
         match &mut self.handle {
             Handle::Shared => {
                 refuse_on_shared(req)?;
                 // Spread requests over the database's shared connections; replace a broken one.
-                let conn = match self.db.shared.pick_ready() {
+                let conn = match db.shared.pick_ready() {
                     Some(conn) => conn,
-                    None => self.db.shared_connection().await?,
+                    // Boxed: the rare (re)connect would otherwise size every command's future.
+                    None => Box::pin(db.shared_connection()).await?,
                 };
-                self.db.execute(conn.conn(), req).await.map_err(|e| {
-                    if e.poisoned {
-                        conn.mark_broken();
-                    }
-                    e.error
-                })
+                let mut mc = conn.conn().inner.clone();
+                db.execute(&conn.conn().link, &mut mc, req)
+                    .await
+                    .map_err(|e| {
+                        if e.poisoned {
+                            conn.mark_broken();
+                        }
+                        e.error
+                    })
             }
             Handle::Exclusive(ex) => {
-                for (name, sub) in command_names(req) {
-                    ex.session.observe(name, sub);
-                }
+                observe_commands(&mut ex.session, req);
                 ex.session.in_flight = true;
-                let result = self.db.execute(ex.lease.conn_mut(), req).await;
+                let conn = ex.lease.conn_mut();
+                let result = db.execute(&conn.link, &mut conn.inner, req).await;
                 ex.session.in_flight = false;
                 result.map_err(|e| {
                     if e.poisoned {
@@ -232,24 +236,21 @@ impl ConnectionLike for PooledConnection {
     }
 }
 
-/// The command names in a request (first argument of each command), with their second argument.
-fn command_names<'a>(req: CommandKind<'a>) -> Vec<(&'a [u8], Option<&'a [u8]>)> {
-    let first = |cmd: &'a Cmd| {
+/// Notes in `session` what each command of a request does to the connection.
+fn observe_commands(session: &mut Session, req: CommandKind<'_>) {
+    let mut observe = |cmd: &Cmd| {
         let mut args = cmd.args_iter();
-        match args.next() {
-            Some(redis::Arg::Simple(name)) => {
-                let sub = match args.next() {
-                    Some(redis::Arg::Simple(sub)) => Some(sub),
-                    _ => None,
-                };
-                Some((name, sub))
-            }
-            _ => None,
+        if let Some(redis::Arg::Simple(name)) = args.next() {
+            let sub = match args.next() {
+                Some(redis::Arg::Simple(sub)) => Some(sub),
+                _ => None,
+            };
+            session.observe(name, sub);
         }
     };
     match req {
-        CommandKind::Single(cmd) => first(cmd).into_iter().collect(),
-        CommandKind::Pipeline(p, _, _) => p.cmd_iter().filter_map(first).collect(),
+        CommandKind::Single(cmd) => observe(cmd),
+        CommandKind::Pipeline(p, _, _) => p.cmd_iter().for_each(observe),
     }
 }
 
@@ -277,8 +278,11 @@ fn refuse_command(cmd: &Cmd) -> Result<(), Error> {
     let Some(first) = args.next() else {
         return Ok(());
     };
+    // No refused name is shorter or longer (GET, SET, DEL, TTL… pass without a look).
+    if !REFUSED_LEN.contains(&first.len()) {
+        return Ok(());
+    }
     let mut buf = [0u8; NAME_BUF];
-    // Every refused name is short; a longer one is not among them.
     let Some(name) = upper_in(first, &mut buf) else {
         return Ok(());
     };
@@ -307,6 +311,9 @@ fn refuse_command(cmd: &Cmd) -> Result<(), Error> {
 
 /// Longest command or subcommand name checked here, with room to spare.
 const NAME_BUF: usize = 16;
+
+/// The lengths of the command names [`refuse_command`] refuses (EXEC … PUNSUBSCRIBE).
+const REFUSED_LEN: std::ops::RangeInclusive<usize> = 4..=12;
 
 /// `name` upper-cased into `buf` without allocating, when it fits and is UTF-8.
 fn upper_in<'b>(name: &[u8], buf: &'b mut [u8; NAME_BUF]) -> Option<&'b str> {
@@ -342,6 +349,72 @@ mod tests {
         let mut p = redis::pipe();
         p.set("a", 1).cmd("SELECT").arg(2);
         assert!(refuse_on_shared(CommandKind::Pipeline(&p, 0, 2)).is_err());
+    }
+
+    #[test]
+    fn every_refused_name_is_within_the_length_prefilter() {
+        let names = [
+            "SELECT",
+            "WATCH",
+            "UNWATCH",
+            "MULTI",
+            "EXEC",
+            "DISCARD",
+            "SUBSCRIBE",
+            "PSUBSCRIBE",
+            "SSUBSCRIBE",
+            "UNSUBSCRIBE",
+            "PUNSUBSCRIBE",
+            "SUNSUBSCRIBE",
+            "MONITOR",
+            "BLPOP",
+            "BRPOP",
+            "BRPOPLPUSH",
+            "BLMOVE",
+            "BLMPOP",
+            "BZPOPMIN",
+            "BZPOPMAX",
+            "BZMPOP",
+            "WAIT",
+            "WAITAOF",
+            "AUTH",
+            "HELLO",
+            "RESET",
+            "QUIT",
+            "READONLY",
+            "READWRITE",
+            "ASKING",
+        ];
+        for name in names {
+            assert!(REFUSED_LEN.contains(&name.len()), "{name}");
+            let cmd = redis::cmd(&name.to_lowercase());
+            assert!(
+                refuse_on_shared(CommandKind::Single(&cmd)).is_err(),
+                "{name}"
+            );
+        }
+        let mut setname = redis::cmd("client");
+        setname.arg("setname").arg("x");
+        let mut xread = redis::cmd("XREADGROUP");
+        xread.arg("GROUP").arg("g").arg("c").arg("BLOCK").arg(0);
+        for cmd in [setname, xread] {
+            assert!(refuse_on_shared(CommandKind::Single(&cmd)).is_err());
+        }
+        for allowed in [
+            "GET",
+            "SET",
+            "DEL",
+            "INCR",
+            "EXPIRE",
+            "ZRANGEBYSCORE",
+            "CLIENTS",
+        ] {
+            let cmd = redis::cmd(allowed);
+            assert!(
+                refuse_on_shared(CommandKind::Single(&cmd)).is_ok(),
+                "{allowed}"
+            );
+        }
     }
 
     #[test]

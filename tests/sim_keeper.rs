@@ -698,3 +698,37 @@ fn after_a_readiness_timeout_the_first_reply_makes_the_database_healthy_again() 
         assert_eq!(v, None);
     });
 }
+
+#[test]
+fn a_success_between_two_failures_resets_the_breaker_count() {
+    // Threshold 2: two failures in a row open the breaker, a success between them does not.
+    // The success lands on a closed breaker with one failure counted, so it must take the
+    // locked path (the lock-free one only skips successes that change nothing).
+    let config = KeeperConfig::default().configure_all(|d| {
+        d.max_connections(3)
+            .shared_connections(1)
+            .breaker_failure_threshold(2)
+    });
+    let w = world(16, config);
+    let clock = w.sim.clock().clone();
+    w.sim.block_on(async {
+        let mut c = w.keeper.get("main").await.unwrap();
+        let _: () = c.set("k", 1).await.unwrap();
+        for round in 0..2 {
+            // No reply for 6 s: the GET times out at 5 s (one failure), its connection with it.
+            w.redis.stall(Duration::from_secs(6));
+            let t0 = clock.now();
+            let err = c.get::<_, Option<i64>>("k").await.unwrap_err();
+            assert!(err.is_timeout(), "{err}");
+            assert_eq!(clock.now() - t0, Duration::from_secs(5));
+            clock.sleep_until(t0 + Duration::from_secs(7)).await;
+            // A success on a new connection resets the count.
+            let v: Option<i64> = c.get("k").await.unwrap();
+            assert_eq!(v, Some(1), "round {round}");
+        }
+    });
+    let s = &w.keeper.stats().databases["main"];
+    assert_eq!(s.breaker_trips, 0, "{s:?}");
+    assert_eq!(s.failed_operations, 2, "{s:?}");
+    assert_eq!(s.health, Some(redis_keeper::HealthState::Healthy), "{s:?}");
+}

@@ -1,15 +1,16 @@
-//! Running user commands through a database's policies: readiness first, then the breaker, a
-//! clock-owned response timeout, and outcome reporting. A command that got `-LOADING` was not
+//! Running user commands through a database's policies: readiness first, then the breaker, the
+//! connection's response-timeout watchdog, and outcome reporting. A command that got `-LOADING` was not
 //! executed, so it is sent again once the server is ready; nothing else is ever resent.
 
 use std::io;
 
+use redis::aio::MultiplexedConnection;
 use redis::{Cmd, Pipeline, Value};
 
-use super::{Database, RedisConn};
+use super::conn::Link;
+use super::Database;
 use crate::classify::classify;
 use crate::policy::FailureKind;
-use crate::seams::timeout_at;
 use crate::stats::DbCounters;
 use crate::Error;
 
@@ -47,15 +48,18 @@ impl From<Error> for CommandError {
 const MAX_LOADING_RESENDS: usize = 8;
 
 impl Database {
-    /// Runs `req` on `conn` under the database's policies.
+    /// Runs `req` on the connection of `link`, through `mc` (a handle to that connection),
+    /// under the database's policies.
     pub(crate) async fn execute(
         &self,
-        conn: &RedisConn,
+        link: &Link,
+        mc: &mut MultiplexedConnection,
         req: CommandKind<'_>,
     ) -> Result<Reply, CommandError> {
         for _ in 0..=MAX_LOADING_RESENDS {
             if self.is_loading() {
-                if let Err(e) = self.wait_ready(conn).await {
+                // Boxed: the rare wait would otherwise size every command's future.
+                if let Err(e) = Box::pin(self.wait_ready(mc)).await {
                     // A probe that timed out or hit a dead socket leaves the connection unusable.
                     let poisoned = e
                         .failure_kind()
@@ -68,27 +72,28 @@ impl Database {
             }
             let permit = self.breaker_permit().map_err(|e| self.failed(e))?;
             let started = self.now();
-            let mut mc = conn.inner.clone();
-            let send = async move {
-                match req {
-                    CommandKind::Single(cmd) => mc.send_packed_command(cmd).await.map(Reply::One),
-                    CommandKind::Pipeline(p, offset, count) => mc
-                        .send_packed_commands(p, offset, count)
-                        .await
-                        .map(Reply::Many),
-                }
+            // The connection's watchdog times the command out; no timer is armed for it here.
+            let ticket = link.watch(started + self.settings.response_timeout, &self.runtime);
+            let result = match req {
+                CommandKind::Single(cmd) => mc.send_packed_command(cmd).await.map(Reply::One),
+                CommandKind::Pipeline(p, offset, count) => mc
+                    .send_packed_commands(p, offset, count)
+                    .await
+                    .map(Reply::Many),
             };
-            let deadline = started + self.settings.response_timeout;
-            let result = match timeout_at(&**self.runtime.clock(), deadline, send).await {
-                Ok(result) => result,
-                Err(_) => Err(redis::RedisError::from(io::Error::new(
+            let result = match result {
+                // The watchdog aborted the connection under this command: its deadline (or an
+                // older command's, whose connection it shared) passed without a reply.
+                Err(_) if ticket.timed_out() => Err(redis::RedisError::from(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!(
                         "no reply within {:?} from database `{}`",
                         self.settings.response_timeout, self.name
                     ),
                 ))),
+                other => other,
             };
+            drop(ticket);
             let now = self.now();
             match result {
                 Ok(reply) if all_loading(&reply) => {
@@ -97,12 +102,10 @@ impl Database {
                 }
                 Ok(reply) => {
                     self.breaker_report(permit, true);
+                    let error_reply = is_error_reply(&reply);
                     self.counters
-                        .record_latency(now.saturating_duration_since(started));
-                    if is_error_reply(&reply) {
-                        DbCounters::bump(&self.counters.failed);
-                    } else {
-                        DbCounters::bump(&self.counters.ok);
+                        .record_reply(now.saturating_duration_since(started), error_reply);
+                    if !error_reply {
                         self.mark_ready();
                     }
                     return Ok(reply);
@@ -114,7 +117,7 @@ impl Database {
                         self.enter_loading();
                         continue;
                     }
-                    self.breaker_report_on(conn, permit, !kind.trips_breaker());
+                    self.breaker_report_on(link, permit, !kind.trips_breaker());
                     if kind.poisons_connection() {
                         keeper_event!(self, WARN, error = %err, "connection failed; closing it");
                     }

@@ -1,46 +1,64 @@
-//! `RedisConn`: a redis-rs multiplexed connection plus the guard that stops its driver task.
+//! `RedisConn`: a redis-rs multiplexed connection and its [`Link`]: the driver task's flags, the
+//! response-timeout watchdog and the lost flag, shared by every clone.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::future::AbortHandle;
 use redis::aio::MultiplexedConnection;
 
+use super::driver::Driver;
+use super::watchdog::{Ticket, Watchdog};
 use crate::pool::Liveness;
+use crate::seams::Runtime;
 
 /// One connection to Redis. Cloning shares it; the driver task (and the socket) stops when the
 /// last clone is dropped, even when a reply is still outstanding (a stalled server).
+///
+/// The two fields are separate so a command can borrow the [`Link`] and the multiplexed handle
+/// (`&mut` for redis-rs) at once without cloning either.
 #[derive(Clone)]
 pub(crate) struct RedisConn {
     pub(crate) inner: MultiplexedConnection,
-    _driver: Arc<DriverGuard>,
-    /// Set by the first transport failure seen on this connection (shared by every clone).
-    lost: Arc<AtomicBool>,
-    /// Set by the driver task when it ends: the server closed the socket (or it broke) and no
-    /// command can be sent on this connection any more.
-    closed: Arc<AtomicBool>,
+    pub(crate) link: Arc<Link>,
+}
+
+/// What every clone of a connection shares. Dropping it (with the last clone) stops the driver
+/// and the watchdog.
+pub(crate) struct Link {
+    /// Times out the commands in flight (one task per connection, not a timer per command).
+    watchdog: Arc<Watchdog>,
+    /// Set by the first transport failure seen on this connection.
+    lost: AtomicBool,
+    /// The driver task's flags: closed once it ended (the server closed the socket, or it broke)
+    /// or was stopped (the watchdog fired, or the last clone was dropped).
+    driver: Arc<Driver>,
     /// When the connection was opened (the database's clock).
     opened_at: Instant,
 }
 
 impl RedisConn {
-    /// Wraps a connection whose driver task sets `closed` when it ends.
+    /// Wraps a connection opened at `opened_at` whose driver task runs under `driver` (see
+    /// [`super::driver`]).
     pub(crate) fn new(
         inner: MultiplexedConnection,
-        driver: AbortHandle,
-        closed: Arc<AtomicBool>,
+        driver: Arc<Driver>,
         opened_at: Instant,
     ) -> Self {
+        let link = Link {
+            watchdog: Arc::new(Watchdog::new(driver.clone())),
+            lost: AtomicBool::new(false),
+            driver,
+            opened_at,
+        };
         Self {
             inner,
-            _driver: Arc::new(DriverGuard(driver)),
-            lost: Arc::new(AtomicBool::new(false)),
-            closed,
-            opened_at,
+            link: Arc::new(link),
         }
     }
+}
 
+impl Link {
     /// When the connection was opened.
     pub(crate) fn opened_at(&self) -> Instant {
         self.opened_at
@@ -51,20 +69,31 @@ impl RedisConn {
     pub(crate) fn mark_lost(&self) -> bool {
         !self.lost.swap(true, Ordering::AcqRel)
     }
-}
 
-impl Liveness for RedisConn {
-    /// Whether the driver task has ended: a connection the server closed (a kill, a restart,
-    /// a reset) while nobody was using it. Such a connection is never handed out again.
-    fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+    /// Watches a command that must be answered by `deadline` until the ticket is dropped: if it
+    /// is still outstanding then, the connection is timed out (see [`Watchdog`]).
+    pub(crate) fn watch(&self, deadline: Instant, runtime: &Runtime) -> Ticket<'_> {
+        self.watchdog.register(deadline, runtime)
+    }
+
+    /// Whether the driver task has ended or was stopped (see [`Liveness::is_closed`]).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.driver.is_closed()
     }
 }
 
-struct DriverGuard(AbortHandle);
-
-impl Drop for DriverGuard {
+impl Drop for Link {
     fn drop(&mut self) {
-        self.0.abort();
+        self.driver.stop();
+        self.watchdog.stop();
+    }
+}
+
+impl Liveness for RedisConn {
+    /// Whether the driver task has ended (a connection the server closed — a kill, a restart,
+    /// a reset — while nobody was using it) or the watchdog timed the connection out. Such a
+    /// connection is never handed out again.
+    fn is_closed(&self) -> bool {
+        self.link.is_closed()
     }
 }

@@ -2,12 +2,12 @@
 //! retry schedule between attempts, and the readiness wait that rides out `LOADING`.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use redis::aio::MultiplexedConnection;
 use redis::AsyncConnectionConfig;
 
+use super::driver::driver_task;
 use super::{Database, RedisConn};
 use crate::classify::classify;
 use crate::policy::{
@@ -43,7 +43,7 @@ impl Database {
                     keeper_event!(self, DEBUG, "connection opened");
                     if loading {
                         self.enter_loading();
-                        self.wait_ready(&conn).await?;
+                        self.wait_ready(&conn.inner).await?;
                     } else {
                         self.mark_ready();
                     }
@@ -117,15 +117,10 @@ impl Database {
                 MultiplexedConnection::new_with_config(&self.conn_info, stream, config)
                     .await
                     .map_err(|e| (classify(&e), e))?;
-            let (driver, abort) = futures::future::abortable(driver);
-            let closed = Arc::new(AtomicBool::new(false));
-            let ended = closed.clone();
-            self.runtime.spawner().spawn(Box::pin(async move {
-                let _ = driver.await;
-                ended.store(true, Ordering::Release);
-            }));
-            let conn = RedisConn::new(inner, abort, closed, clock.now());
-            match ping(&conn).await {
+            let (task, driver) = driver_task(driver);
+            self.runtime.spawner().spawn(Box::pin(task));
+            let conn = RedisConn::new(inner, driver, clock.now());
+            match ping(&conn.inner).await {
                 Ok(()) => Ok((conn, false)),
                 Err((FailureKind::Loading, _)) => Ok((conn, true)),
                 Err(failure) => Err(failure),
@@ -153,7 +148,15 @@ impl Database {
     /// Whether a `LOADING` episode is under way (callers wait before sending). An episode whose
     /// deadline has passed is over (timed out), even if nobody polled it since: a caller arriving
     /// later sends its command rather than failing at once with `NotReady`.
+    #[inline]
     pub(crate) fn is_loading(&self) -> bool {
+        // Ready: ticking changes nothing, and no episode runs. No lock, no clock read.
+        !self.gate.view().ready() && self.is_loading_locked()
+    }
+
+    /// [`Database::is_loading`] when readiness is not known ready.
+    #[inline(never)]
+    fn is_loading_locked(&self) -> bool {
         let now = self.now();
         let mut p = self.policies();
         p.readiness.tick(now);
@@ -162,7 +165,16 @@ impl Database {
 
     /// A reply that was not `-LOADING` arrived: the server has its dataset. Ends a loading
     /// episode or a timed-out one (so health leaves `Failed`) and wakes readiness waiters.
+    #[inline]
     pub(crate) fn mark_ready(&self) {
+        if !self.gate.view().ready() {
+            self.mark_ready_locked();
+        }
+    }
+
+    /// [`Database::mark_ready`] when readiness is not known ready.
+    #[inline(never)]
+    fn mark_ready_locked(&self) {
         let mut p = self.policies();
         if matches!(p.readiness.state(), ReadinessState::Ready) {
             return;
@@ -175,7 +187,7 @@ impl Database {
 
     /// Waits until the server answers PING, probing on `conn` when it is this caller's turn
     /// (one probe in flight per database), or gives up with `NotReady` at the loading timeout.
-    pub(crate) async fn wait_ready(&self, conn: &RedisConn) -> Result<(), Error> {
+    pub(crate) async fn wait_ready(&self, conn: &MultiplexedConnection) -> Result<(), Error> {
         let started = self.now();
         // Bounded: each round either probes, sleeps to a later deadline, or returns.
         for _ in 0..100_000 {
@@ -379,7 +391,7 @@ impl Database {
         let result = timeout_at(
             &**self.runtime.clock(),
             self.now() + self.settings.response_timeout,
-            ping(conn),
+            ping(&conn.inner),
         )
         .await
         .unwrap_or_else(|_| {
@@ -398,7 +410,7 @@ impl Database {
                 Ok(())
             }
             Err((kind, err)) => {
-                self.breaker_report_on(conn, permit, !kind.trips_breaker());
+                self.breaker_report_on(&conn.link, permit, !kind.trips_breaker());
                 if kind == FailureKind::Loading {
                     self.enter_loading();
                 }
@@ -409,8 +421,8 @@ impl Database {
 }
 
 /// Sends PING and reads the reply; an error reply comes back as a failure.
-pub(crate) async fn ping(conn: &RedisConn) -> Result<(), Failure> {
-    let mut mc = conn.inner.clone();
+pub(crate) async fn ping(conn: &MultiplexedConnection) -> Result<(), Failure> {
+    let mut mc = conn.clone();
     match mc.send_packed_command(&redis::cmd("PING")).await {
         Ok(redis::Value::ServerError(e)) => {
             let e = redis::RedisError::from(e);

@@ -14,9 +14,12 @@ mod background;
 mod command;
 mod conn;
 mod connect;
+mod driver;
+mod gate;
 mod settings;
+mod watchdog;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -54,9 +57,10 @@ pub(crate) struct Database {
     pool: Pool<RedisConn>,
     pub(crate) shared: SharedSlots<RedisConn, Error>,
     counters: DbCounters,
-    /// Whether the breaker is closed: a mirror of the breaker state, written under the policies
-    /// lock after every breaker call, so admission of a healthy database takes no lock.
-    breaker_closed: AtomicBool,
+    /// The policies' lock-free summary, republished whenever the policies lock is released: a
+    /// healthy database admits commands, takes their success reports and answers "not loading"
+    /// without taking the lock.
+    gate: gate::Gate,
     /// Notified whenever a readiness probe finishes, so waiters re-check at once.
     ready_changed: event_listener::Event,
     started: Instant,
@@ -90,7 +94,7 @@ impl Database {
             }),
             policy,
             counters: DbCounters::default(),
-            breaker_closed: AtomicBool::new(true),
+            gate: gate::Gate::new(),
             ready_changed: event_listener::Event::new(),
             conn_info,
             settings,
@@ -117,19 +121,30 @@ impl Database {
         self.runtime.clock().now()
     }
 
-    fn policies(&self) -> MutexGuard<'_, Policies> {
-        self.policies.lock().unwrap_or_else(|e| e.into_inner())
+    /// Locks the policies; the lock-free summary is republished when the guard is dropped, so
+    /// every change made through it is published before the lock is released.
+    fn policies(&self) -> PoliciesGuard<'_> {
+        PoliciesGuard {
+            guard: self.policies.lock().unwrap_or_else(|e| e.into_inner()),
+            gate: &self.gate,
+        }
     }
 
-    /// Asks the breaker for permission to touch the network.
+    /// Asks the breaker for permission to touch the network. While the breaker is closed this
+    /// takes no lock: a closed breaker grants the permit of its generation and changes nothing.
+    #[inline]
     pub(crate) fn breaker_permit(&self) -> Result<Permit, Error> {
+        match self.gate.view().closed_permit() {
+            Some(permit) => Ok(permit),
+            None => self.breaker_permit_locked(),
+        }
+    }
+
+    /// [`Database::breaker_permit`] when the breaker is not known closed.
+    #[inline(never)]
+    fn breaker_permit_locked(&self) -> Result<Permit, Error> {
         let now = self.now();
-        let result = {
-            let mut p = self.policies();
-            let result = p.breaker.try_acquire(now);
-            self.mirror_breaker(&p);
-            result
-        };
+        let result = self.policies().breaker.try_acquire(now);
         if let Ok(permit) = &result {
             if permit.is_probe() {
                 keeper_event!(self, WARN, "circuit breaker half-open: sending one probe");
@@ -145,35 +160,34 @@ impl Database {
     }
 
     /// Reports a network outcome to the breaker: `Ok` for any reply, `Err` for a transport failure.
+    /// A success on a closed breaker with no failure counted changes nothing, so it takes no lock.
+    #[inline]
     pub(crate) fn breaker_report(&self, permit: Permit, transport_ok: bool) {
+        if !(transport_ok && self.gate.view().success_is_noop()) {
+            self.breaker_report_locked(permit, transport_ok);
+        }
+    }
+
+    /// [`Database::breaker_report`] when the report may change the breaker.
+    #[inline(never)]
+    fn breaker_report_locked(&self, permit: Permit, transport_ok: bool) {
         let now = self.now();
         let transition = {
             let mut p = self.policies();
-            let t = if transport_ok {
+            if transport_ok {
                 p.breaker.on_success(now, permit)
             } else {
                 p.breaker.on_failure(now, permit)
-            };
-            self.mirror_breaker(&p);
-            t
+            }
         };
         if let Some(t) = transition {
             self.log_breaker(t);
         }
     }
 
-    /// Publishes whether the breaker is closed (call with the policies lock held).
-    fn mirror_breaker(&self, p: &Policies) {
-        let closed = matches!(
-            p.breaker.state(),
-            crate::policy::BreakerState::Closed { .. }
-        );
-        self.breaker_closed.store(closed, Ordering::Release);
-    }
-
     /// Whether the breaker was closed at its last change (then every call is admitted).
     pub(crate) fn breaker_is_closed(&self) -> bool {
-        self.breaker_closed.load(Ordering::Acquire)
+        self.gate.view().breaker_closed()
     }
 
     /// Reports the outcome of a call made on `conn` to the breaker. A lost connection counts as
@@ -187,7 +201,7 @@ impl Database {
     ///
     /// Else one reset of a pool with more connections than the breaker threshold would open the
     /// breaker while the server is fine. Failed connects, which follow a real outage, count each.
-    pub(crate) fn breaker_report_on(&self, conn: &RedisConn, permit: Permit, transport_ok: bool) {
+    pub(crate) fn breaker_report_on(&self, conn: &conn::Link, permit: Permit, transport_ok: bool) {
         if transport_ok || permit.is_probe() {
             self.breaker_report(permit, transport_ok);
         } else if !conn.mark_lost() {
@@ -201,7 +215,7 @@ impl Database {
 
     /// Whether `conn`, just lost, went down with the last connection loss counted against the
     /// breaker (see [`Database::breaker_report_on`]); if not, its loss becomes the last counted.
-    fn lost_together(&self, conn: &RedisConn) -> bool {
+    fn lost_together(&self, conn: &conn::Link) -> bool {
         let now = self.now();
         let mut p = self.policies();
         if let Some(at) = p.last_counted_loss {
@@ -266,6 +280,34 @@ impl Database {
     /// Checks the pool's accounting invariants (tests, simulator).
     pub(crate) fn check_invariants(&self) -> Result<(), String> {
         self.pool.check_invariants()
+    }
+}
+
+/// The locked policies; dropping it republishes the [`gate::Gate`] before unlocking.
+struct PoliciesGuard<'a> {
+    guard: MutexGuard<'a, Policies>,
+    gate: &'a gate::Gate,
+}
+
+impl Deref for PoliciesGuard<'_> {
+    type Target = Policies;
+
+    fn deref(&self) -> &Policies {
+        &self.guard
+    }
+}
+
+impl DerefMut for PoliciesGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Policies {
+        &mut self.guard
+    }
+}
+
+impl Drop for PoliciesGuard<'_> {
+    fn drop(&mut self) {
+        // Runs before the field `guard` is dropped: the lock is still held.
+        self.gate
+            .publish(&self.guard.breaker, &self.guard.readiness);
     }
 }
 

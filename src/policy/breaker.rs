@@ -100,6 +100,23 @@ impl Permit {
     pub fn generation(&self) -> u64 {
         self.generation
     }
+
+    /// The permit a Closed breaker in `generation` grants: while closed,
+    /// [`CircuitBreaker::try_acquire`] returns exactly this and changes nothing, so a caller
+    /// that published the generation of a closed breaker may admit calls without it.
+    ///
+    /// ```
+    /// use redis_keeper::policy::{BreakerConfig, CircuitBreaker, Permit};
+    /// let mut b = CircuitBreaker::new(BreakerConfig::default());
+    /// let now = std::time::Instant::now();
+    /// assert_eq!(b.try_acquire(now), Ok(Permit::closed(b.generation())));
+    /// ```
+    pub fn closed(generation: u64) -> Self {
+        Self {
+            generation,
+            probe: false,
+        }
+    }
 }
 
 /// The breaker refused a call: fail fast with `CircuitOpen { retry_after }`, touch no socket.
@@ -125,7 +142,7 @@ pub struct Rejected {
 /// assert!(b.on_success(t0 + Duration::from_secs(61), probe).is_some()); // HalfOpen -> Closed
 /// assert_eq!(b.state(), BreakerState::Closed { consecutive_failures: 0 });
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CircuitBreaker {
     config: BreakerConfig,
     state: BreakerState,
@@ -248,6 +265,32 @@ impl CircuitBreaker {
         self.state
     }
 
+    /// The generation: how many states the breaker has entered. Permits carry the generation
+    /// that granted them (see [`Permit::closed`]).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Whether a success report would change nothing, whatever its permit and time: the breaker
+    /// is Closed with no failure counted (a success only resets the count, and a stale or probe
+    /// permit is ignored). A caller may then skip the report.
+    ///
+    /// ```
+    /// use redis_keeper::policy::{BreakerConfig, CircuitBreaker};
+    /// let mut b = CircuitBreaker::new(BreakerConfig::default());
+    /// let now = std::time::Instant::now();
+    /// assert!(b.success_is_noop());
+    /// let permit = b.try_acquire(now).unwrap();
+    /// b.on_failure(now, permit);
+    /// assert!(!b.success_is_noop()); // a success would reset the count
+    /// ```
+    pub fn success_is_noop(&self) -> bool {
+        self.state
+            == BreakerState::Closed {
+                consecutive_failures: 0,
+            }
+    }
+
     /// When the breaker next changes its mind by itself: the end of the open period, or the
     /// abandonment of the probe. `None` while closed.
     pub fn next_deadline(&self) -> Option<Instant> {
@@ -297,6 +340,8 @@ impl CircuitBreaker {
     }
 }
 
+#[cfg(test)]
+mod fast_path_tests;
 #[cfg(test)]
 mod model_tests;
 #[cfg(test)]
