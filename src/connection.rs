@@ -238,19 +238,30 @@ impl ConnectionLike for PooledConnection {
 
 /// Notes in `session` what each command of a request does to the connection.
 fn observe_commands(session: &mut Session, req: CommandKind<'_>) {
-    let mut observe = |cmd: &Cmd| {
-        let mut args = cmd.args_iter();
-        if let Some(redis::Arg::Simple(name)) = args.next() {
-            let sub = match args.next() {
-                Some(redis::Arg::Simple(sub)) => Some(sub),
-                _ => None,
-            };
-            session.observe(name, sub);
-        }
-    };
     match req {
-        CommandKind::Single(cmd) => observe(cmd),
-        CommandKind::Pipeline(p, _, _) => p.cmd_iter().for_each(observe),
+        CommandKind::Single(cmd) => observe_command(session, cmd),
+        // redis-rs adds MULTI and EXEC when it packs an atomic pipeline; they are not among
+        // its commands, so they are observed here: the EXEC ends the transaction and the WATCH.
+        CommandKind::Pipeline(p, _, _) if p.is_transaction() => {
+            session.observe(b"MULTI", None);
+            p.cmd_iter().for_each(|cmd| observe_command(session, cmd));
+            session.observe(b"EXEC", None);
+        }
+        CommandKind::Pipeline(p, _, _) => {
+            p.cmd_iter().for_each(|cmd| observe_command(session, cmd));
+        }
+    }
+}
+
+/// Notes in `session` what `cmd` does to the connection.
+fn observe_command(session: &mut Session, cmd: &Cmd) {
+    let mut args = cmd.args_iter();
+    if let Some(redis::Arg::Simple(name)) = args.next() {
+        let sub = match args.next() {
+            Some(redis::Arg::Simple(sub)) => Some(sub),
+            _ => None,
+        };
+        session.observe(name, sub);
     }
 }
 
@@ -436,5 +447,20 @@ mod tests {
         let mut s = Session::default();
         s.observe(b"SELECT", Some(b"3"));
         assert!(!s.is_clean());
+    }
+
+    #[test]
+    fn an_atomic_pipeline_ends_the_watch_it_follows() {
+        let mut s = Session::default();
+        observe_commands(&mut s, CommandKind::Single(redis::cmd("WATCH").arg("k")));
+        assert!(!s.is_clean(), "watching");
+        let mut tx = redis::pipe();
+        tx.atomic().set("k", 1).incr("n", 1);
+        observe_commands(&mut s, CommandKind::Pipeline(&tx, 3, 1));
+        assert!(s.is_clean(), "the atomic pipeline's EXEC ended the WATCH");
+        let mut plain = redis::pipe();
+        plain.cmd("WATCH").arg("k").set("k", 2);
+        observe_commands(&mut s, CommandKind::Pipeline(&plain, 0, 2));
+        assert!(!s.is_clean(), "a plain pipeline's WATCH stays open");
     }
 }

@@ -91,7 +91,54 @@ pub enum Error {
     Closed,
     /// A command failed: the server's error reply or a transport failure.
     #[error(transparent)]
-    Redis(#[from] redis::RedisError),
+    Redis(redis::RedisError),
+}
+
+/// Gives back the crate's own error from a [`redis::RedisError`] that a handle returned: the
+/// redis-rs traits (`AsyncCommands`, `Commands`, `query_async`) can only return their own error
+/// type, so the crate's typed error travels inside it. Any other `RedisError` becomes
+/// [`Error::Redis`].
+///
+/// ```
+/// use std::time::Duration;
+/// use redis_keeper::Error;
+/// let io = redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+/// assert!(matches!(Error::from(io), Error::Redis(_)));
+/// ```
+impl From<redis::RedisError> for Error {
+    fn from(err: redis::RedisError) -> Self {
+        match Carried::find(&err) {
+            Some(carried) => carried.0.duplicate(),
+            None => Error::Redis(err),
+        }
+    }
+}
+
+/// The crate's error inside a [`redis::RedisError`] (as the payload of its `io::Error`, the one
+/// redis-rs representation that holds an arbitrary error).
+#[derive(Debug)]
+struct Carried(Error);
+
+impl std::fmt::Display for Carried {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Carried {}
+
+impl Carried {
+    /// The carried error of `err`, when the crate produced it.
+    fn find(err: &redis::RedisError) -> Option<&Carried> {
+        type Shared = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+        let source = std::error::Error::source(err)?;
+        // redis-rs keeps the `io::Error` behind an `Arc` and names the `Arc` as the source.
+        let io = match source.downcast_ref::<Shared>() {
+            Some(shared) => shared.downcast_ref::<std::io::Error>()?,
+            None => source.downcast_ref::<std::io::Error>()?,
+        };
+        io.get_ref()?.downcast_ref::<Carried>()
+    }
 }
 
 impl Error {
@@ -176,21 +223,85 @@ impl Error {
         }
     }
 
-    /// Converts into a [`redis::RedisError`] for the `ConnectionLike` trait methods, keeping the
-    /// message (the redis-rs traits can only return their own error type).
+    /// Converts into a [`redis::RedisError`] for the `ConnectionLike` trait methods (the redis-rs
+    /// traits can only return their own error type). A server reply or transport failure is
+    /// returned as it came; a failed connect or login as redis-rs reported it (its kind intact);
+    /// every other error of the crate travels inside, typed, and `Error::from` gives it back.
+    /// Its `io::ErrorKind` is `TimedOut` for a timeout, else `Other`, and its message is the
+    /// error's own.
     pub(crate) fn into_redis(self) -> redis::RedisError {
         match self {
             Self::Redis(e) => e,
             Self::Connect { source, .. } | Self::Auth { source, .. } => source,
-            other if other.is_timeout() => redis::RedisError::from(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                other.to_string(),
-            )),
-            other => redis::RedisError::from((
-                redis::ErrorKind::Client,
-                "redis-keeper",
-                other.to_string(),
-            )),
+            other => {
+                let kind = if other.is_timeout() {
+                    std::io::ErrorKind::TimedOut
+                } else {
+                    std::io::ErrorKind::Other
+                };
+                redis::RedisError::from(std::io::Error::new(kind, Carried(other)))
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn the_crates_own_errors_come_back_typed_from_a_redis_error() {
+        let errors = [
+            Error::CircuitOpen {
+                db: "main".into(),
+                retry_after: Duration::from_secs(7),
+            },
+            Error::NotReady {
+                db: "main".into(),
+                waited: Duration::from_secs(60),
+            },
+            Error::PoolTimeout {
+                db: "jobs".into(),
+                waited: Duration::from_secs(5),
+            },
+            Error::Closed,
+            Error::NeedsExclusive {
+                command: "BLPOP".into(),
+            },
+        ];
+        for e in errors {
+            let text = e.to_string();
+            let (timeout, retryable) = (e.is_timeout(), e.is_retryable());
+            let redis = e.duplicate().into_redis();
+            assert_eq!(redis.to_string(), text, "the message is the error's own");
+            assert_eq!(redis.is_timeout(), timeout, "{text}");
+            let back = Error::from(redis);
+            assert_eq!(back.to_string(), text);
+            assert_eq!(
+                (back.is_timeout(), back.is_retryable()),
+                (timeout, retryable)
+            );
+            assert_eq!(
+                std::mem::discriminant(&back),
+                std::mem::discriminant(&e),
+                "{text}"
+            );
+        }
+        let back = Error::from(
+            Error::CircuitOpen {
+                db: "main".into(),
+                retry_after: Duration::from_secs(7),
+            }
+            .into_redis(),
+        );
+        assert!(
+            matches!(&back, Error::CircuitOpen { db, retry_after } if db == "main" && *retry_after == Duration::from_secs(7)),
+            "{back:?}"
+        );
+        assert!(back.is_retryable());
+        let server = redis::RedisError::from((redis::ErrorKind::Client, "other"));
+        assert!(matches!(Error::from(server), Error::Redis(_)));
     }
 }

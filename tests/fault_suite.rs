@@ -176,15 +176,12 @@ fn command_failure(e: &redis::RedisError, secrets: &[String]) -> Failure {
     if let Some(leak) = leaked(&format!("{text} {e:?}"), secrets) {
         return Failure::Untyped(format!("secret {leak:?} in {e:?}"));
     }
-    // Refusals before sending, carried through `Error::into_redis` with their message.
-    if e.kind() == redis::ErrorKind::Client && text.contains("circuit open") {
-        return Failure::NotSent("circuit-open");
-    }
-    if e.is_timeout() && text.contains("not ready") {
-        return Failure::NotSent("not-ready");
-    }
-    if e.is_timeout() && text.contains("waiting for a connection") {
-        return Failure::NotSent("pool-timeout");
+    // Refusals before sending: the Keeper's typed error travels inside redis-rs's type.
+    match Error::from(e.clone()) {
+        Error::CircuitOpen { .. } => return Failure::NotSent("circuit-open"),
+        Error::NotReady { .. } => return Failure::NotSent("not-ready"),
+        Error::PoolTimeout { .. } => return Failure::NotSent("pool-timeout"),
+        _ => {}
     }
     // A shared handle replacing its broken connection passes the connect failure on: a
     // refused connect, a connect timeout, a full server or refused credentials. No command

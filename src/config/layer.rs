@@ -169,6 +169,7 @@ partial! {
     max_lifetime: Duration,
     pool_wait_timeout: Duration,
     decode_responses: bool,
+    log_commands: bool,
 }
 
 /// The canonical keys a YAML/env key name stands for (aliases included); `None` if unknown.

@@ -167,6 +167,7 @@ fn defaults() -> Layer {
     v.max_lifetime = Some(Duration::ZERO);
     v.pool_wait_timeout = Some(secs(5));
     v.decode_responses = Some(true);
+    v.log_commands = Some(false);
     layer
 }
 
@@ -309,6 +310,7 @@ fn finalize(name: &str, p: &Partial, origins: &Origins) -> Result<DatabaseSettin
             max_lifetime: (!max_lifetime.is_zero()).then_some(max_lifetime),
         },
         pool_wait_timeout: duration("pool_wait_timeout", p.pool_wait_timeout, false)?,
+        log_commands: flag("log_commands", p.log_commands)?,
     })
 }
 

@@ -217,6 +217,7 @@ macro_rules! yaml_level {
             max_lifetime: Option<Seconds>,
             pool_wait_timeout: Option<Seconds>,
             decode_responses: Option<bool>,
+            log_commands: Option<bool>,
         }
 
         impl $name {
@@ -276,6 +277,7 @@ macro_rules! yaml_level {
                 put!(layer, origin, s, max_lifetime <- max_lifetime.0);
                 put!(layer, origin, s, pool_wait_timeout <- pool_wait_timeout.0);
                 put!(layer, origin, s, decode_responses <- decode_responses);
+                put!(layer, origin, s, log_commands <- log_commands);
                 layer
             }
         }

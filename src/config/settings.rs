@@ -165,6 +165,9 @@ pub struct DatabaseSettings {
     pub idle: IdleSettings,
     /// How long a caller waits for a free connection. YAML `pool_wait_timeout`. Default: 5 s.
     pub pool_wait_timeout: Duration,
+    /// Whether each command is a `debug` tracing event (database, command name, argument count;
+    /// never the values). YAML `log_commands`. Default: false.
+    pub log_commands: bool,
 }
 
 /// The outcome of [`KeeperConfig::resolve`](super::KeeperConfig::resolve): global settings and

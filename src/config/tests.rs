@@ -34,7 +34,12 @@ fn resolve(config: &KeeperConfig, e: &HashMap<String, String>) -> ResolvedConfig
     config.resolve(None, e).unwrap_or_else(|e| panic!("{e}"))
 }
 
-const SEED: &str = include_str!("../../tests/fixtures/seed-redis-databases.yaml");
+/// A file written here that sets every key the Python loader read (not the seed's own file).
+const EVERY_SEED_KEY: &str = include_str!("../../tests/fixtures/seed-every-key.yaml");
+
+/// The seed system's own `config/redis-databases.yaml`, key for key (copied from
+/// `shared/fixtures/seed-redis-databases.yaml`).
+const SEED_FILE: &str = include_str!("../../tests/fixtures/seed-redis-databases.yaml");
 
 #[test]
 fn defaults_are_the_canonical_sixteen_on_loopback() {
@@ -78,8 +83,8 @@ fn defaults_are_the_canonical_sixteen_on_loopback() {
 }
 
 #[test]
-fn seed_file_loads_as_is() {
-    let r = resolve(&yaml(SEED), &no_env());
+fn every_key_the_seed_loader_read_loads() {
+    let r = resolve(&yaml(EVERY_SEED_KEY), &no_env());
     let main = r.database("main").unwrap();
     assert_eq!(main.endpoint.to_string(), "172.16.168.23:6379");
     assert_eq!(main.max_connections, 50);
@@ -110,6 +115,75 @@ fn seed_file_loads_as_is() {
     assert_eq!(r.database("audit").unwrap().db, 10);
     assert_eq!(r.database("graph").unwrap().db, 15);
     assert_eq!(r.databases().count(), 16);
+}
+
+#[test]
+fn the_seed_systems_own_file_loads_as_is() {
+    let r = resolve(&yaml(SEED_FILE), &no_env());
+    let db = |name: &str| r.database(name).unwrap_or_else(|| panic!("{name} missing"));
+    for (name, number) in [
+        ("main", 0),
+        ("knowledge", 1),
+        ("prompts", 2),
+        ("agents", 3),
+        ("metrics", 4),
+        ("cache", 5),
+        ("sessions", 6),
+        ("workflows", 7),
+        ("monitoring", 7),
+        ("logs", 8),
+        ("temp", 9),
+        ("audit", 10),
+        ("analytics", 11),
+        ("codebase", 11),
+    ] {
+        assert_eq!(db(name).db, number, "{name}");
+    }
+    assert_eq!(
+        r.database(RedisDatabase::Cache).unwrap().db,
+        5,
+        "the enum follows the file"
+    );
+    let audit = db("audit");
+    assert_eq!(audit.max_connections, 15);
+    assert_eq!(audit.response_timeout, Duration::from_secs(3));
+    let main = db("main");
+    assert_eq!(main.endpoint.to_string(), "localhost:6379");
+    assert_eq!(main.password, None, "`password: null` means none");
+    assert_eq!(main.max_connections, 20);
+    assert_eq!(main.response_timeout, Duration::from_secs(5));
+    assert_eq!(main.retry.attempts, 3);
+    assert_eq!(main.retry.min, Duration::from_secs(1));
+    assert_eq!(main.health_check_interval, Duration::from_secs(30));
+    assert!(!main.log_commands);
+    assert_eq!(main.description.as_deref(), Some("Main application data"));
+    assert_eq!(r.log_level, LevelFilter::INFO);
+}
+
+#[test]
+fn log_commands_is_a_top_level_and_per_database_flag() {
+    let r = resolve(
+        &yaml(
+            "log_commands: true
+redis_databases:
+  main: {db: 0, log_commands: false}
+",
+        ),
+        &no_env(),
+    );
+    assert!(!r.database("main").unwrap().log_commands);
+    assert!(r.database("cache").unwrap().log_commands);
+    assert!(
+        !resolve(&KeeperConfig::default(), &no_env())
+            .database("main")
+            .unwrap()
+            .log_commands
+    );
+    let err = yaml_err("log_commands: maybe\n");
+    assert!(
+        err.contains("log_commands") && err.contains("line 1"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -792,17 +866,13 @@ fn discovery_order() {
     // A directory where a file is expected is an I/O error, not defaults.
     let err = discover_in(None, &no_env(), std::slice::from_ref(&t.0)).unwrap_err();
     assert!(matches!(err, ConfigError::Io { .. }), "{err}");
-    // The seed fixture loads from a file.
+    // The seed system's file loads from a file.
     let seed =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed-redis-databases.yaml");
     let c = KeeperConfig::from_yaml_file(&seed).unwrap();
-    assert_eq!(
-        resolve(&c, &no_env())
-            .database("main")
-            .unwrap()
-            .max_connections,
-        50
-    );
+    let r = resolve(&c, &no_env());
+    assert_eq!(r.database("audit").unwrap().max_connections, 15);
+    assert_eq!(r.database("workflows").unwrap().db, 7);
 }
 
 fn yamlish() -> impl Strategy<Value = String> {

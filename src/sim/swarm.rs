@@ -467,10 +467,9 @@ impl fmt::Display for Failure {
 /// timeout, a server error reply, or a Keeper error carried through redis-rs's trait.
 fn redis_error_is_typed(e: &redis::RedisError) -> bool {
     use redis::ErrorKind as K;
-    match e.kind() {
-        K::Io | K::Server(_) | K::Extension => true,
-        K::Client => e.to_string().contains("redis-keeper"),
-        _ => false,
+    match Error::from(e.clone()) {
+        Error::Redis(e) => matches!(e.kind(), K::Io | K::Server(_) | K::Extension),
+        keeper => keeper_error_is_typed(&keeper),
     }
 }
 

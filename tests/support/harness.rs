@@ -91,10 +91,12 @@ pub async fn on_thread<T: Send + 'static>(
 /// A failed command as the caller sees it: a transport error (I/O, timeout, dropped
 /// connection) or the Keeper's own typed refusal passed through redis-rs's error type.
 pub fn assert_typed_command_error(e: &redis::RedisError) {
-    let keeper_refusal = e.kind() == redis::ErrorKind::Client
-        && ["circuit open", "not ready", "timed out"]
-            .iter()
-            .any(|m| e.to_string().contains(m));
+    let keeper_refusal = matches!(
+        redis_keeper::Error::from(e.clone()),
+        redis_keeper::Error::CircuitOpen { .. }
+            | redis_keeper::Error::NotReady { .. }
+            | redis_keeper::Error::PoolTimeout { .. }
+    );
     assert!(
         e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || keeper_refusal,
         "untyped command error: {e:?}"
