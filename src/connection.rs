@@ -7,7 +7,7 @@ use std::sync::Arc;
 use redis::aio::ConnectionLike;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 
-use crate::database::{CommandKind, Database, RedisConn};
+use crate::database::{BlockTime, CommandKind, Database, RedisConn};
 use crate::pool::Lease;
 use crate::stats::DbCounters;
 use crate::Error;
@@ -60,11 +60,12 @@ struct Session {
 
 impl Session {
     fn is_clean(&self) -> bool {
-        !(self.selected_other_db
-            || self.in_transaction
-            || self.watching
-            || self.changed_state
-            || self.in_flight)
+        !(self.holds_state() || self.in_flight)
+    }
+
+    /// Whether the holder changed the connection's state (a later holder would see it).
+    fn holds_state(&self) -> bool {
+        self.selected_other_db || self.in_transaction || self.watching || self.changed_state
     }
 
     /// Notes what command `name` (with its first argument `sub`) does to the connection.
@@ -125,6 +126,11 @@ impl PooledConnection {
         self.db.settings().db
     }
 
+    /// The settings of the database this connection serves.
+    pub(crate) fn settings(&self) -> &crate::config::DatabaseSettings {
+        self.db.settings()
+    }
+
     /// Whether this is an exclusive (lent to one holder) connection.
     pub fn is_exclusive(&self) -> bool {
         matches!(self.handle, Handle::Exclusive(_))
@@ -141,6 +147,9 @@ impl PooledConnection {
 
     async fn run(&mut self, req: CommandKind<'_>) -> Result<crate::database::Reply, Error> {
         let db = &self.db;
+        if db.is_closed() {
+            return Err(Error::Closed);
+        }
         match &mut self.handle {
             Handle::Shared => {
                 refuse_on_shared(req)?;
@@ -151,7 +160,7 @@ impl PooledConnection {
                     None => Box::pin(db.shared_connection()).await?,
                 };
                 let mut mc = conn.conn().inner.clone();
-                db.execute(&conn.conn().link, &mut mc, req)
+                db.execute(&conn.conn().link, &mut mc, req, BlockTime::None)
                     .await
                     .map_err(|e| {
                         if e.poisoned {
@@ -161,10 +170,16 @@ impl PooledConnection {
                     })
             }
             Handle::Exclusive(ex) => {
+                if ex.session.in_flight && ex.lease.conn_mut().link.is_closed() {
+                    // The last command's future was dropped while it blocked, which closed the
+                    // connection: carry on with a fresh one, unless state was lost with it.
+                    Box::pin(ex.replace_cancelled(db)).await?;
+                }
                 observe_commands(&mut ex.session, req);
                 ex.session.in_flight = true;
                 let conn = ex.lease.conn_mut();
-                let result = db.execute(&conn.link, &mut conn.inner, req).await;
+                let block = BlockTime::of(req);
+                let result = db.execute(&conn.link, &mut conn.inner, req, block).await;
                 ex.session.in_flight = false;
                 result.map_err(|e| {
                     if e.poisoned {
@@ -174,6 +189,32 @@ impl PooledConnection {
                 })
             }
         }
+    }
+}
+
+impl Exclusive {
+    /// Replaces a connection closed under a cancelled blocking command with a fresh one from
+    /// the pool. A transaction, WATCH, SELECT or other state on the closed connection is gone:
+    /// then the handle fails instead, since carrying on would run commands without it.
+    async fn replace_cancelled(&mut self, db: &Arc<Database>) -> Result<(), Error> {
+        self.lease.discard();
+        if self.session.holds_state() {
+            return Err(Error::Redis(redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                format!(
+                    "a cancelled blocking command closed this connection to database `{}`; \
+                     its transaction, WATCH or SELECT state is gone: get a new connection",
+                    db.name()
+                ),
+            ))));
+        }
+        let lease = match db.try_checkout_ready() {
+            Some(lease) => lease,
+            None => db.checkout_exclusive().await?,
+        };
+        self.lease = lease;
+        self.session = Session::default();
+        Ok(())
     }
 }
 

@@ -89,6 +89,9 @@ pub enum Error {
     /// The Keeper was closed.
     #[error("the keeper is closed")]
     Closed,
+    /// `init_global` was called after the process-wide Keeper was set or first used.
+    #[error("the process-wide keeper is already set")]
+    GlobalAlreadySet,
     /// A command failed: the server's error reply or a transport failure.
     #[error(transparent)]
     Redis(redis::RedisError),
@@ -219,6 +222,7 @@ impl Error {
             },
             Self::BlockingInAsync => Self::BlockingInAsync,
             Self::Closed => Self::Closed,
+            Self::GlobalAlreadySet => Self::GlobalAlreadySet,
             Self::Redis(e) => Self::Redis(e.clone()),
         }
     }

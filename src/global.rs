@@ -7,14 +7,46 @@ use crate::{BlockingConnection, Error, Keeper, KeeperConfig, PooledConnection};
 static GLOBAL: OnceLock<Keeper> = OnceLock::new();
 
 /// The process-wide Keeper, built on first use from [`KeeperConfig::discover`] on the runtime
-/// the first caller runs on.
+/// the first caller runs on, unless [`init_global`] set it before.
+///
+/// After [`Keeper::close`] on it, every later call through it fails with `Error::Closed`: the
+/// process-wide Keeper is closed for the rest of the process (close it at shutdown).
 pub fn global_keeper() -> Result<&'static Keeper, Error> {
     if let Some(keeper) = GLOBAL.get() {
         return Ok(keeper);
     }
     let keeper = Keeper::new(KeeperConfig::discover()?)?;
-    // Two first callers may race: one Keeper wins, the other is closed unused.
+    // Two first callers may race: one Keeper wins; the other is dropped unused, which stops
+    // its background tasks.
     Ok(GLOBAL.get_or_init(|| keeper))
+}
+
+/// Sets the process-wide Keeper from code, before its first use: the Keeper built from
+/// `config` on the runtime of the caller. Fails with `Error::GlobalAlreadySet` once the
+/// process-wide Keeper exists (set here or built on first use), and with the config's error
+/// when it is invalid.
+///
+/// ```no_run
+/// # fn demo() -> Result<(), redis_keeper::Error> {
+/// use redis_keeper::{init_global, KeeperConfig};
+/// init_global(KeeperConfig::default().host("127.0.0.1").port(6380))?;
+/// let mut conn = redis_keeper::get_redis_client_blocking("main")?;
+/// # Ok(()) }
+/// ```
+pub fn init_global(config: KeeperConfig) -> Result<&'static Keeper, Error> {
+    init_global_with(Keeper::new(config)?)
+}
+
+/// Sets `keeper` (built with [`Keeper::builder`], for a chosen runtime or registry) as the
+/// process-wide Keeper, before its first use. Fails with `Error::GlobalAlreadySet` once it
+/// exists.
+pub fn init_global_with(keeper: Keeper) -> Result<&'static Keeper, Error> {
+    let mut fresh = Some(keeper);
+    let set = GLOBAL.get_or_init(|| fresh.take().expect("taken once"));
+    match fresh {
+        None => Ok(set),
+        Some(_unused) => Err(Error::GlobalAlreadySet),
+    }
 }
 
 /// A shared connection to database `db` from the process-wide Keeper (the seed's

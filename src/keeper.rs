@@ -257,24 +257,115 @@ impl Keeper {
         }
     }
 
-    /// Stops the background tasks and closes every connection; later calls get `Error::Closed`.
+    /// Closes the Keeper: new calls and new commands on existing handles fail with
+    /// `Error::Closed` from now on; commands already in flight may finish for up to the drain
+    /// bound (the longest response timeout of the databases); then the background tasks stop
+    /// and every connection closes, idle, shared and lent (an exclusive holder's next command
+    /// fails with `Closed`). A blocking command in flight (`BLPOP … 0`) is not waited for: its
+    /// connection is closed with the rest. Calling it again does nothing.
+    ///
+    /// ```no_run
+    /// # async fn demo(keeper: redis_keeper::Keeper) {
+    /// keeper.close().await;
+    /// assert!(matches!(keeper.get("main").await, Err(redis_keeper::Error::Closed)));
+    /// # }
+    /// ```
     pub async fn close(&self) {
-        self.close_now();
-    }
-
-    pub(crate) fn close_now(&self) {
-        if self.inner.closed.swap(true, Ordering::AcqRel) {
+        if !self.begin_close() {
             return;
         }
-        let tasks =
-            std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(|e| e.into_inner()));
-        for task in tasks {
-            task.abort();
+        let clock = &*self.inner.clock;
+        let drain = self
+            .inner
+            .databases
+            .values()
+            .map(|db| db.settings().response_timeout)
+            .max()
+            .unwrap_or_default();
+        let deadline = clock.now() + drain;
+        // Bounded: each round sleeps a tick closer to the drain deadline, or ends.
+        loop {
+            let now = clock.now();
+            let busy = self
+                .inner
+                .databases
+                .values()
+                .any(|db| db.has_commands_in_flight());
+            if !busy || now >= deadline {
+                break;
+            }
+            clock.sleep_until(deadline.min(now + DRAIN_TICK)).await;
         }
+        self.finish_close();
+    }
+
+    /// Closes at once, without draining (the blocking twin and `Drop`-time paths).
+    pub(crate) fn close_now(&self) {
+        if self.begin_close() {
+            self.finish_close();
+        }
+    }
+
+    /// Marks the Keeper and its databases closed (no new work); false if it already was.
+    fn begin_close(&self) -> bool {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        for db in self.inner.databases.values() {
+            db.stop_admitting();
+        }
+        true
+    }
+
+    fn finish_close(&self) {
+        self.inner.stop_tasks();
         for db in self.inner.databases.values() {
             db.close();
         }
         tracing::info!("keeper closed");
+    }
+
+    /// Closes every stale idle connection now, without waiting for the background sweep (it
+    /// runs every `idle_sweep_interval` anyway), and replaces broken shared ones; returns how
+    /// many connections it closed. The seed's `cleanup_idle_connections`.
+    ///
+    /// ```no_run
+    /// # fn demo(keeper: redis_keeper::Keeper) {
+    /// let closed = keeper.sweep_idle();
+    /// println!("closed {closed} stale connections");
+    /// # }
+    /// ```
+    pub fn sweep_idle(&self) -> usize {
+        self.inner.databases.values().map(|db| db.sweep_now()).sum()
+    }
+
+    /// Checks one database now: a PING through its breaker on a shared connection (opening one
+    /// if needed), bounded by its connect plus response timeout; returns the round trip. The
+    /// seed's `test_redis_connection`, with the reason when it fails.
+    ///
+    /// ```no_run
+    /// # async fn demo(keeper: redis_keeper::Keeper) -> Result<(), redis_keeper::Error> {
+    /// let rtt = keeper.check("main").await?;
+    /// println!("main answered in {rtt:?}");
+    /// # Ok(()) }
+    /// ```
+    pub async fn check(&self, db: impl AsRef<str>) -> Result<std::time::Duration, Error> {
+        let name = db.as_ref();
+        let mut conn = self.get(name).await?;
+        let clock = &*self.inner.clock;
+        let settings = conn_settings(&conn);
+        let limit = settings.0 + settings.1;
+        let started = clock.now();
+        let cmd = redis::cmd("PING");
+        let ping = cmd.query_async::<String>(&mut conn);
+        match crate::seams::timeout(clock, limit, ping).await {
+            Ok(Ok(_)) => Ok(clock.now().saturating_duration_since(started)),
+            Ok(Err(e)) => Err(Error::from(e)),
+            Err(_) => Err(Error::Redis(redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("database `{name}` did not answer PING within {limit:?}"),
+            )))),
+        }
     }
 
     /// Whether [`Keeper::close`] was called.
@@ -289,6 +380,37 @@ impl Keeper {
             db.check_invariants().map_err(|e| format!("{name}: {e}"))?;
         }
         Ok(())
+    }
+}
+
+/// How often [`Keeper::close`] looks whether the commands in flight have finished.
+const DRAIN_TICK: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// A connection's database's connect and response timeouts.
+fn conn_settings(conn: &PooledConnection) -> (std::time::Duration, std::time::Duration) {
+    let s = conn.settings();
+    (s.connect_timeout, s.response_timeout)
+}
+
+impl Inner {
+    fn stop_tasks(&self) {
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        for task in tasks {
+            task.abort();
+        }
+    }
+}
+
+/// The last clone of a Keeper is gone: its background tasks stop and its idle connections
+/// close. Handles still alive keep working; the rest closes with the last of them.
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop_tasks();
+        if !self.closed.load(Ordering::Acquire) {
+            for db in self.databases.values() {
+                db.release();
+            }
+        }
     }
 }
 

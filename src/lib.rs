@@ -54,7 +54,9 @@ pub use connection::PooledConnection;
 #[cfg(any(feature = "tokio", feature = "smol"))]
 pub use error::Error;
 #[cfg(any(feature = "tokio", feature = "smol"))]
-pub use global::{get_redis_client, get_redis_client_blocking, global_keeper};
+pub use global::{
+    get_redis_client, get_redis_client_blocking, global_keeper, init_global, init_global_with,
+};
 #[cfg(any(feature = "tokio", feature = "smol"))]
 pub use keeper::{HealthReport, Keeper};
 pub use policy::HealthState;

@@ -224,9 +224,10 @@ impl Keeper {
         wait(&**self.blocker(), self.health())
     }
 
-    /// The blocking twin of [`Keeper::close`]: stops the background tasks and closes every
-    /// connection. Never waits (closing does not talk to the server), so it is also fine to call
-    /// from async code.
+    /// The blocking twin of [`Keeper::close`]: refuses new work, waits up to the drain bound
+    /// for the commands in flight, then stops the background tasks and closes every
+    /// connection. Called from inside an async task, where it must not wait, it closes at once
+    /// without draining.
     ///
     /// ```no_run
     /// # fn demo(keeper: redis_keeper::Keeper) {
@@ -235,6 +236,8 @@ impl Keeper {
     /// # }
     /// ```
     pub fn close_blocking(&self) {
-        self.close_now();
+        if wait(&**self.blocker(), self.close()).is_err() {
+            self.close_now();
+        }
     }
 }

@@ -253,6 +253,8 @@ setters! {
     keepalive_probes(u32) => keepalive_probes;
     /// `TCP_NODELAY` (YAML `tcp_nodelay`).
     tcp_nodelay(bool) => tcp_nodelay;
+    /// A `debug` event per command, its name and argument count only (YAML `log_commands`).
+    log_commands(bool) => log_commands;
     /// Background health check period (YAML `health_check_interval`).
     health_check_interval(Duration) => health_check_interval;
     /// Validate connections idle longer than this on checkout (YAML `check_on_checkout_after`).

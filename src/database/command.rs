@@ -7,10 +7,12 @@ use std::io;
 use redis::aio::MultiplexedConnection;
 use redis::{Cmd, Pipeline, Value};
 
+use super::block_time::BlockTime;
 use super::conn::Link;
 use super::Database;
 use crate::classify::classify;
 use crate::policy::FailureKind;
+use crate::seams::timeout_at;
 use crate::stats::DbCounters;
 use crate::Error;
 
@@ -49,12 +51,15 @@ const MAX_LOADING_RESENDS: usize = 8;
 
 impl Database {
     /// Runs `req` on the connection of `link`, through `mc` (a handle to that connection),
-    /// under the database's policies.
+    /// under the database's policies. A request that blocks on the server (`block`, see
+    /// [`BlockTime`]) is answered within its block time plus the response timeout, or never
+    /// times out when it blocks until data arrives.
     pub(crate) async fn execute(
         &self,
         link: &Link,
         mc: &mut MultiplexedConnection,
         req: CommandKind<'_>,
+        block: BlockTime,
     ) -> Result<Reply, CommandError> {
         if self.settings.log_commands {
             log_request(&self.name, req);
@@ -75,28 +80,10 @@ impl Database {
             }
             let permit = self.breaker_permit().map_err(|e| self.failed(e))?;
             let started = self.now();
-            // The connection's watchdog times the command out; no timer is armed for it here.
-            let ticket = link.watch(started + self.settings.response_timeout, &self.runtime);
-            let result = match req {
-                CommandKind::Single(cmd) => mc.send_packed_command(cmd).await.map(Reply::One),
-                CommandKind::Pipeline(p, offset, count) => mc
-                    .send_packed_commands(p, offset, count)
-                    .await
-                    .map(Reply::Many),
+            let result = match block {
+                BlockTime::None => self.send_watched(link, mc, req, started).await,
+                blocks => Box::pin(self.send_blocking(link, mc, req, started, blocks)).await,
             };
-            let result = match result {
-                // The watchdog aborted the connection under this command: its deadline (or an
-                // older command's, whose connection it shared) passed without a reply.
-                Err(_) if ticket.timed_out() => Err(redis::RedisError::from(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!(
-                        "no reply within {:?} from database `{}`",
-                        self.settings.response_timeout, self.name
-                    ),
-                ))),
-                other => other,
-            };
-            drop(ticket);
             let now = self.now();
             match result {
                 Ok(reply) if all_loading(&reply) => {
@@ -137,6 +124,72 @@ impl Database {
         })))
     }
 
+    /// Sends `req` with the connection's watchdog timing it out at the response timeout.
+    async fn send_watched(
+        &self,
+        link: &Link,
+        mc: &mut MultiplexedConnection,
+        req: CommandKind<'_>,
+        started: std::time::Instant,
+    ) -> redis::RedisResult<Reply> {
+        // The connection's watchdog times the command out; no timer is armed for it here.
+        let ticket = link.watch(started + self.settings.response_timeout, &self.runtime);
+        match send(mc, req).await {
+            // The watchdog aborted the connection under this command: its deadline (or an
+            // older command's, whose connection it shared) passed without a reply.
+            Err(_) if ticket.timed_out() => {
+                Err(self.no_reply_within(self.settings.response_timeout))
+            }
+            other => other,
+        }
+    }
+
+    /// Sends a request that blocks on the server (on an exclusive connection, the only kind
+    /// that takes one), with its own deadline: its block time plus the response timeout, none
+    /// when it blocks until data arrives. When its caller stops waiting (the future is dropped)
+    /// or the deadline passes, the connection is closed at once: the server then unblocks the
+    /// client instead of popping an element for a reply nobody would read, and no late reply
+    /// can reach the connection's next user.
+    async fn send_blocking(
+        &self,
+        link: &Link,
+        mc: &mut MultiplexedConnection,
+        req: CommandKind<'_>,
+        started: std::time::Instant,
+        block: BlockTime,
+    ) -> redis::RedisResult<Reply> {
+        let mut on_drop = CloseUnlessAnswered(Some(link));
+        let result = match block {
+            BlockTime::For(blocks) => {
+                let limit = blocks.saturating_add(self.settings.response_timeout);
+                let deadline = started.checked_add(limit);
+                match deadline {
+                    Some(deadline) => timeout_at(&**self.runtime.clock(), deadline, send(mc, req))
+                        .await
+                        .unwrap_or_else(|_| Err(self.no_reply_within(limit))),
+                    None => send(mc, req).await,
+                }
+            }
+            BlockTime::Forever | BlockTime::None => send(mc, req).await,
+        };
+        // Answered (a reply, even an error reply): keep the connection. A transport failure or
+        // the deadline: close it now.
+        if result
+            .as_ref()
+            .map_or_else(|e| !classify(e).poisons_connection(), |_| true)
+        {
+            on_drop.0 = None;
+        }
+        result
+    }
+
+    fn no_reply_within(&self, limit: std::time::Duration) -> redis::RedisError {
+        redis::RedisError::from(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("no reply within {limit:?} from database `{}`", self.name),
+        ))
+    }
+
     /// Counts a failed operation and remembers its error.
     pub(crate) fn failed(&self, e: Error) -> Error {
         DbCounters::bump(&self.counters.failed);
@@ -160,6 +213,28 @@ fn log_request(db: &str, req: CommandKind<'_>) {
     match req {
         CommandKind::Single(cmd) => log(cmd),
         CommandKind::Pipeline(p, _, _) => p.cmd_iter().for_each(log),
+    }
+}
+
+/// Writes `req` and reads its reply.
+async fn send(mc: &mut MultiplexedConnection, req: CommandKind<'_>) -> redis::RedisResult<Reply> {
+    match req {
+        CommandKind::Single(cmd) => mc.send_packed_command(cmd).await.map(Reply::One),
+        CommandKind::Pipeline(p, offset, count) => mc
+            .send_packed_commands(p, offset, count)
+            .await
+            .map(Reply::Many),
+    }
+}
+
+/// Closes the connection when dropped still armed: a blocking request that was not answered.
+struct CloseUnlessAnswered<'a>(Option<&'a Link>);
+
+impl Drop for CloseUnlessAnswered<'_> {
+    fn drop(&mut self) {
+        if let Some(link) = self.0 {
+            link.close();
+        }
     }
 }
 

@@ -76,6 +76,18 @@ impl Link {
         self.watchdog.register(deadline, runtime)
     }
 
+    /// Closes the connection now: the driver task drops the socket, every command in flight on
+    /// it fails, and it is never handed out again (a blocked command whose caller gave up: the
+    /// server must not pop an element for a reply nobody will read).
+    pub(crate) fn close(&self) {
+        self.driver.stop();
+    }
+
+    /// Whether a command registered with the watchdog is still waiting for its reply.
+    pub(crate) fn has_commands_in_flight(&self) -> bool {
+        !self.is_closed() && self.watchdog.has_outstanding()
+    }
+
     /// Whether the driver task has ended or was stopped (see [`Liveness::is_closed`]).
     pub(crate) fn is_closed(&self) -> bool {
         self.driver.is_closed()

@@ -120,6 +120,7 @@ impl Database {
             let (task, driver) = driver_task(driver);
             self.runtime.spawner().spawn(Box::pin(task));
             let conn = RedisConn::new(inner, driver, clock.now());
+            self.track(&conn.link);
             match ping(&conn.inner).await {
                 Ok(()) => Ok((conn, false)),
                 Err((FailureKind::Loading, _)) => Ok((conn, true)),

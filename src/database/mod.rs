@@ -11,6 +11,7 @@ macro_rules! keeper_event {
 pub(crate) use keeper_event;
 
 mod background;
+mod block_time;
 mod command;
 mod conn;
 mod connect;
@@ -20,7 +21,8 @@ mod settings;
 mod watchdog;
 
 use std::ops::{Deref, DerefMut};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
 use crate::config::DatabaseSettings;
@@ -33,6 +35,7 @@ use crate::stats::{DatabaseStats, DbCounters};
 use crate::{Error, Rng};
 
 pub(crate) use background::spawn_background;
+pub(crate) use block_time::BlockTime;
 pub(crate) use command::{CommandKind, Reply};
 pub(crate) use conn::RedisConn;
 
@@ -65,6 +68,10 @@ pub(crate) struct Database {
     ready_changed: event_listener::Event,
     started: Instant,
     log_level: tracing::level_filters::LevelFilter,
+    /// Set by [`Database::close`]: no new command starts.
+    closed: AtomicBool,
+    /// Every connection opened, so that closing reaches the lent ones too (pruned on each open).
+    links: Mutex<Vec<Weak<conn::Link>>>,
 }
 
 impl Database {
@@ -101,6 +108,8 @@ impl Database {
             runtime,
             started: now,
             log_level,
+            closed: AtomicBool::new(false),
+            links: Mutex::new(Vec::new()),
         })
     }
 
@@ -271,10 +280,56 @@ impl Database {
         self.counters.record_error(err.to_string(), self.now());
     }
 
-    /// Closes the pools: idle and shared connections now, lent ones when they come back.
+    /// Remembers a newly opened connection (see [`Database::close`]).
+    pub(crate) fn track(&self, link: &Arc<conn::Link>) {
+        let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
+        links.retain(|l| l.strong_count() > 0);
+        links.push(Arc::downgrade(link));
+    }
+
+    /// The connections still open (tracked and not dropped).
+    fn open_links(&self) -> Vec<Arc<conn::Link>> {
+        let links = self.links.lock().unwrap_or_else(|e| e.into_inner());
+        links.iter().filter_map(Weak::upgrade).collect()
+    }
+
+    /// Refuses new commands from now on (`Closed`); those in flight go on.
+    pub(crate) fn stop_admitting(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    /// Whether the database was closed: every new command fails with `Closed`.
+    #[inline]
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Whether a command is still waiting for its reply on one of the connections (a command
+    /// that blocks on the server, such as `BLPOP … 0`, does not count: it may wait forever).
+    pub(crate) fn has_commands_in_flight(&self) -> bool {
+        self.open_links().iter().any(|l| l.has_commands_in_flight())
+    }
+
+    /// Closes the database: no new command starts, and every connection is closed now, idle,
+    /// shared and lent alike (a holder's next command fails with `Closed`).
     pub(crate) fn close(&self) {
+        self.stop_admitting();
         self.pool.close();
         self.shared.clear();
+        for link in self.open_links() {
+            link.close();
+        }
+    }
+
+    /// The Keeper was dropped (not closed): its idle connections close; handles still alive
+    /// keep working, and the rest closes with the last of them.
+    pub(crate) fn release(&self) -> usize {
+        self.pool.release_idle()
+    }
+
+    /// Runs the idle sweep now (due or not); returns how many connections it closed.
+    pub(crate) fn sweep_now(&self) -> usize {
+        self.pool.sweep_now(self.now()) + self.shared.evict_broken()
     }
 
     /// Checks the pool's accounting invariants (tests, simulator).

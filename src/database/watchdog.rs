@@ -122,6 +122,11 @@ impl Watchdog {
         Ticket { dog: self, id }
     }
 
+    /// Whether a registered command has not finished yet.
+    pub(crate) fn has_outstanding(&self) -> bool {
+        !self.lock().deadlines.is_empty()
+    }
+
     /// Stops the task (the connection is gone): nothing is watched any more.
     pub(crate) fn stop(&self) {
         let task = std::mem::replace(&mut self.lock().task, Task::Ended);

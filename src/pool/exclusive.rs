@@ -193,9 +193,18 @@ impl<C: Send + 'static> Pool<C> {
 
     /// Runs the idle sweep if it is due at `now`; returns how many connections it closed.
     pub(crate) fn sweep(&self, now: Instant) -> usize {
+        self.sweep_if(now, false)
+    }
+
+    /// Runs the idle sweep now, due or not (a manual sweep); returns how many it closed.
+    pub(crate) fn sweep_now(&self, now: Instant) -> usize {
+        self.sweep_if(now, true)
+    }
+
+    fn sweep_if(&self, now: Instant, forced: bool) -> usize {
         let closed: Vec<C> = {
             let mut state = self.inner.lock();
-            if state.closed || !state.policy.sweep_due(now) {
+            if state.closed || !(forced || state.policy.sweep_due(now)) {
                 return 0;
             }
             let entries: Vec<IdleEntry> = state
@@ -251,6 +260,14 @@ impl<C: Send + 'static> Pool<C> {
         PoolCounters::add(&self.inner.counters.closed, idle.len() as u64);
         drop(idle);
         drop(waiters);
+    }
+
+    /// Closes every idle connection now, leaving the pool open (the Keeper was dropped while
+    /// handles are still alive: they keep working, and nothing sits idle for nobody).
+    pub(crate) fn release_idle(&self) -> usize {
+        let idle = std::mem::take(&mut self.inner.lock().idle);
+        PoolCounters::add(&self.inner.counters.closed, idle.len() as u64);
+        idle.len()
     }
 
     /// A snapshot of the pool's state and counters.

@@ -41,6 +41,14 @@ pub(crate) enum Session {
     Watch,
     Unwatch,
     FlushAll,
+    /// `BLPOP` (false) or `BRPOP` (true).
+    BlockingPop(bool),
+    /// `SUBSCRIBE` (false) or `PSUBSCRIBE` (true).
+    Subscribe(bool),
+    /// `UNSUBSCRIBE` (false) or `PUNSUBSCRIBE` (true).
+    Unsubscribe(bool),
+    /// `PUBLISH channel message`.
+    Publish,
 }
 
 /// What runs a command.
@@ -145,6 +153,13 @@ static TABLE: &[Spec] = &[
     session("watch", -2, true, Session::Watch),
     session("unwatch", 1, true, Session::Unwatch),
     session("flushall", -1, false, Session::FlushAll),
+    session("blpop", -3, false, Session::BlockingPop(false)),
+    session("brpop", -3, false, Session::BlockingPop(true)),
+    session("subscribe", -2, true, Session::Subscribe(false)),
+    session("psubscribe", -2, true, Session::Subscribe(true)),
+    session("unsubscribe", -1, true, Session::Unsubscribe(false)),
+    session("punsubscribe", -1, true, Session::Unsubscribe(true)),
+    session("publish", 3, true, Session::Publish),
 ];
 
 /// The table row for `name` (case-insensitive).

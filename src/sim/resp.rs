@@ -202,6 +202,12 @@ pub(crate) enum Reply {
     Array(Vec<Reply>),
     /// `*-1` (EXEC aborted by WATCH, LPOP with a count on a missing key).
     NilArray,
+    /// No reply now: the client blocked (its reply is queued when it is served or times out).
+    Blocked,
+    /// RESP3 `>len` and the elements: a pushed pub/sub frame.
+    Push(Vec<Reply>),
+    /// RESP3 `%len` and the pairs (the reply to `HELLO 3`).
+    Map(Vec<(Reply, Reply)>),
 }
 
 impl Reply {
@@ -248,6 +254,20 @@ impl Reply {
                 }
             }
             Reply::NilArray => out.extend_from_slice(b"*-1\r\n"),
+            Reply::Blocked => {}
+            Reply::Push(items) => {
+                line(out, b'>', &items.len().to_string());
+                for item in items {
+                    item.encode(out);
+                }
+            }
+            Reply::Map(pairs) => {
+                line(out, b'%', &pairs.len().to_string());
+                for (k, v) in pairs {
+                    k.encode(out);
+                    v.encode(out);
+                }
+            }
         }
     }
 
@@ -384,6 +404,17 @@ mod tests {
             r.to_bytes(),
             b"*7\r\n+OK\r\n-ERR a  b\r\n:-3\r\n$2\r\nhi\r\n$-1\r\n*-1\r\n*0\r\n"
         );
+        let push = Reply::Push(vec![
+            Reply::bulk("message"),
+            Reply::bulk("c"),
+            Reply::bulk("m"),
+        ]);
+        assert_eq!(
+            push.to_bytes(),
+            b">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nm\r\n"
+        );
+        let map = Reply::Map(vec![(Reply::bulk("proto"), Reply::Int(3))]);
+        assert_eq!(map.to_bytes(), b"%1\r\n$5\r\nproto\r\n:3\r\n");
     }
 
     #[test]

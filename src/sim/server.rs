@@ -1,7 +1,9 @@
 //! `SimRedis`: an in-memory Redis server in virtual time, with its connections and fault knobs.
 
+mod blocking;
 mod conn;
 mod engine;
+mod pubsub;
 mod session;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -71,6 +73,12 @@ struct State {
     commands: u64,
     restarts: u64,
     started: Instant,
+    /// Blocking order of the next client that blocks.
+    next_block_seq: u64,
+    /// Blocked clients are being served (guards against re-entry).
+    serving: bool,
+    /// Queued commands of an `EXEC` are running (blocking pops answer at once).
+    in_exec: bool,
 }
 
 /// What the stream should do after a read attempt.
@@ -111,6 +119,9 @@ impl SimRedis {
             commands: 0,
             restarts: 0,
             started: now,
+            next_block_seq: 0,
+            serving: false,
+            in_exec: false,
         };
         Self {
             inner: Arc::new(Mutex::new(state)),
@@ -364,10 +375,12 @@ impl SimRedis {
         self.with(|st| {
             let now = st.clock_now();
             let next_episode = st.next_episode();
+            st.expire_blocked(id, now);
+            let unblock_at = st.block_deadline(id);
             let Some(conn) = st.conns.get_mut(&id) else {
                 return ReadStep::Done(Ok(()));
             };
-            let wait = |at: Option<Instant>| match (at, next_episode) {
+            let wait = |at: Option<Instant>| match (at.or(unblock_at), next_episode) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };

@@ -1,6 +1,6 @@
 //! One server-side connection: its session state and its outgoing byte queue ("the wire").
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::task::Waker;
 use std::time::Instant;
 
@@ -22,6 +22,21 @@ pub(super) struct Multi {
     pub(super) queue: Vec<Vec<Vec<u8>>>,
     /// A command was rejected while queuing: EXEC answers `EXECABORT`.
     pub(super) aborted: bool,
+}
+
+/// A client blocked in `BLPOP`/`BRPOP`.
+#[derive(Debug)]
+pub(super) struct Blocked {
+    /// The keyspace it was sent in.
+    pub(super) db: usize,
+    /// The keys, in the order given.
+    pub(super) keys: Vec<Vec<u8>>,
+    /// Pops from the right (`BRPOP`).
+    pub(super) right: bool,
+    /// When it answers nil; `None` blocks until data arrives.
+    pub(super) deadline: Option<Instant>,
+    /// Blocking order: the longest-blocked client is served first.
+    pub(super) seq: u64,
 }
 
 /// What a read found.
@@ -58,6 +73,14 @@ pub(super) struct Conn {
     pub(super) dirty: bool,
     /// Bytes received and not yet parsed.
     pub(super) input: Vec<u8>,
+    /// A blocking pop waiting for data (the connection reads no further command meanwhile).
+    pub(super) blocked: Option<Blocked>,
+    /// The connection speaks RESP3 (`HELLO 3`): pub/sub frames are pushes.
+    pub(super) resp3: bool,
+    /// Channels subscribed to.
+    pub(super) channels: BTreeSet<Vec<u8>>,
+    /// Patterns subscribed to.
+    pub(super) patterns: BTreeSet<Vec<u8>>,
     out: VecDeque<(Instant, Vec<u8>)>,
     last_due: Instant,
     end: Option<(Instant, End)>,
@@ -76,6 +99,10 @@ impl Conn {
             watched: BTreeMap::new(),
             dirty: false,
             input: Vec::new(),
+            blocked: None,
+            resp3: false,
+            channels: BTreeSet::new(),
+            patterns: BTreeSet::new(),
             out: VecDeque::new(),
             last_due: now,
             end: None,
@@ -136,6 +163,9 @@ impl Conn {
 
     fn forget_session(&mut self) {
         self.input.clear();
+        self.blocked = None;
+        self.channels.clear();
+        self.patterns.clear();
         self.multi = None;
         self.watched.clear();
     }
@@ -182,7 +212,7 @@ impl Conn {
     }
 
     /// Marks the reader to be woken; the server wakes it once its lock is released.
-    fn wake_reader(&mut self) {
+    pub(super) fn wake_reader(&mut self) {
         self.wake = true;
     }
 

@@ -196,7 +196,17 @@ impl State {
             Some(End::Eof) => return Err(io::ErrorKind::BrokenPipe.into()),
             None => conn.input.extend_from_slice(bytes),
         }
-        while let Some(conn) = self.conns.get_mut(&id).filter(|c| c.is_open()) {
+        self.run_input(id, now);
+        Ok(bytes.len())
+    }
+
+    /// Runs every complete command buffered on connection `id`, until it blocks or closes.
+    pub(super) fn run_input(&mut self, id: u64, now: Instant) {
+        while let Some(conn) = self
+            .conns
+            .get_mut(&id)
+            .filter(|c| c.is_open() && c.blocked.is_none())
+        {
             match resp::parse(&conn.input) {
                 Parse::Incomplete => break,
                 Parse::Request(args, used) => {
@@ -213,7 +223,6 @@ impl State {
                 }
             }
         }
-        Ok(bytes.len())
     }
 
     fn command(&mut self, id: u64, args: Vec<Vec<u8>>, now: Instant) {
@@ -237,7 +246,10 @@ impl State {
         }
         let (reply, quit) = self.dispatch(id, &args, now);
         self.flag_dirty();
-        self.reply(id, &reply, now);
+        if !matches!(reply, Reply::Blocked) {
+            self.reply(id, &reply, now);
+        }
+        self.serve_blocked(now);
         if quit {
             self.record(format_args!("#{id} closed by server"));
             self.close(id, End::Eof, now);
@@ -294,7 +306,7 @@ impl State {
     }
 
     /// Queues `reply` on connection `id`, readable after the latency (and after any stall).
-    fn reply(&mut self, id: u64, reply: &Reply, now: Instant) {
+    pub(super) fn reply(&mut self, id: u64, reply: &Reply, now: Instant) {
         let mut bytes = reply.to_bytes();
         let delay = self.latency(now).draw(&mut self.rng);
         let mut due = self.until(now, delay);

@@ -44,6 +44,10 @@ impl State {
                 }
             }),
             Session::Watch => self.watch(id, args, now),
+            Session::BlockingPop(right) => self.blocking_pop(id, args, right, now),
+            Session::Subscribe(pattern) => self.subscribe(id, args, pattern, now),
+            Session::Unsubscribe(pattern) => self.unsubscribe(id, args, pattern, now),
+            Session::Publish => self.publish(args, now),
             Session::Unwatch => self.with_conn(id, |c| {
                 c.watched.clear();
                 c.dirty = false;
@@ -119,13 +123,15 @@ impl State {
     /// RESP2 only: `HELLO 3` answers `-NOPROTO`, as a server without RESP3 would.
     fn hello(&mut self, id: u64, args: &[Vec<u8>]) -> Reply {
         let mut i = 1;
+        let mut resp3 = None;
         if let Some(v) = args.get(1) {
             let Some(ver) = parse_i64(v) else {
                 return Reply::err("ERR Protocol version is not an integer or out of range");
             };
-            if ver != 2 {
+            if ver != 2 && ver != 3 {
                 return Reply::err("NOPROTO unsupported protocol version");
             }
+            resp3 = Some(ver == 3);
             i = 2;
         }
         let (mut auth, mut setname) = (None, None);
@@ -164,23 +170,24 @@ impl State {
                 return e;
             }
         }
+        if let (Some(on), Some(c)) = (resp3, self.conns.get_mut(&id)) {
+            c.resp3 = on;
+        }
+        let resp3 = self.conns.get(&id).is_some_and(|c| c.resp3);
         let field = |k: &str| Reply::bulk(k);
-        Reply::Array(vec![
-            field("server"),
-            field("redis"),
-            field("version"),
-            field(VERSION),
-            field("proto"),
-            Reply::Int(2),
-            field("id"),
-            Reply::Int(id as i64),
-            field("mode"),
-            field("standalone"),
-            field("role"),
-            field("master"),
-            field("modules"),
-            Reply::Array(vec![]),
-        ])
+        let pairs = vec![
+            (field("server"), field("redis")),
+            (field("version"), field(VERSION)),
+            (field("proto"), Reply::Int(if resp3 { 3 } else { 2 })),
+            (field("id"), Reply::Int(id as i64)),
+            (field("mode"), field("standalone")),
+            (field("role"), field("master")),
+            (field("modules"), Reply::Array(vec![])),
+        ];
+        if resp3 {
+            return Reply::Map(pairs);
+        }
+        Reply::Array(pairs.into_iter().flat_map(|(k, v)| [k, v]).collect())
     }
 
     fn set_name(&mut self, id: u64, name: &[u8]) -> Result<(), Reply> {
@@ -280,6 +287,8 @@ impl State {
             return Reply::NilArray;
         }
         let mut replies = Vec::with_capacity(multi.queue.len());
+        // Inside EXEC a blocking pop does not block (Redis answers nil at once).
+        self.in_exec = true;
         for args in &multi.queue {
             let reply = match lookup(&args[0]) {
                 Some(spec) => self.run(id, spec, args, now).0,
@@ -287,6 +296,7 @@ impl State {
             };
             replies.push(reply);
         }
+        self.in_exec = false;
         Reply::Array(replies)
     }
 

@@ -56,7 +56,7 @@ fn hello() {
          select the RESP protocol version at the same time\r\n"
     );
     assert_eq!(
-        cmd(&mut c, &["HELLO", "3"]),
+        cmd(&mut c, &["HELLO", "4"]),
         "-NOPROTO unsupported protocol version\r\n"
     );
     assert_eq!(
@@ -153,4 +153,87 @@ fn quit_answers_then_closes() {
     super::send(&mut c, b"QUIT\r\nPING\r\n").unwrap();
     assert_eq!(drain(&mut c), (b"+OK\r\n".to_vec(), After::Eof));
     assert_eq!(sim.connected_clients(), 0);
+}
+
+#[test]
+fn hello_3_switches_to_resp3_and_pubsub_frames_become_pushes() {
+    let (sim, _, _, mut sub) = connected(1);
+    assert!(cmd(&mut sub, &["HELLO", "3"]).starts_with("%7\r\n"));
+    assert_eq!(
+        cmd(&mut sub, &["SUBSCRIBE", "orders"]),
+        ">3\r\n$9\r\nsubscribe\r\n$6\r\norders\r\n:1\r\n"
+    );
+    assert_eq!(
+        cmd(&mut sub, &["PSUBSCRIBE", "orders.*"]),
+        ">3\r\n$10\r\npsubscribe\r\n$8\r\norders.*\r\n:2\r\n"
+    );
+    let mut resp2 = sim.connect().unwrap();
+    assert_eq!(
+        cmd(&mut resp2, &["SUBSCRIBE", "orders"]),
+        "*3\r\n$9\r\nsubscribe\r\n$6\r\norders\r\n:1\r\n"
+    );
+    let mut publisher = sim.connect().unwrap();
+    assert_eq!(cmd(&mut publisher, &["PUBLISH", "orders", "o-1"]), ":2\r\n");
+    assert_eq!(
+        read_all(&mut sub),
+        ">3\r\n$7\r\nmessage\r\n$6\r\norders\r\n$3\r\no-1\r\n"
+    );
+    assert_eq!(
+        read_all(&mut resp2),
+        "*3\r\n$7\r\nmessage\r\n$6\r\norders\r\n$3\r\no-1\r\n"
+    );
+    assert_eq!(
+        cmd(&mut publisher, &["PUBLISH", "orders.new", "o-2"]),
+        ":1\r\n"
+    );
+    assert_eq!(
+        read_all(&mut sub),
+        ">4\r\n$8\r\npmessage\r\n$8\r\norders.*\r\n$10\r\norders.new\r\n$3\r\no-2\r\n"
+    );
+    assert_eq!(
+        cmd(&mut sub, &["UNSUBSCRIBE"]),
+        ">3\r\n$11\r\nunsubscribe\r\n$6\r\norders\r\n:1\r\n"
+    );
+    assert_eq!(cmd(&mut publisher, &["PUBLISH", "orders", "o-3"]), ":1\r\n");
+    assert_eq!(cmd(&mut sub, &["PING"]), "+PONG\r\n");
+}
+
+#[test]
+fn blpop_blocks_until_a_push_or_its_timeout() {
+    let (sim, clock, _, mut worker) = connected(1);
+    let mut producer = sim.connect().unwrap();
+    assert_eq!(
+        cmd(&mut worker, &["BLPOP", "q", "x"]),
+        "-ERR timeout is not a float or out of range\r\n"
+    );
+    assert_eq!(cmd(&mut producer, &["RPUSH", "q", "a"]), ":1\r\n");
+    assert_eq!(
+        cmd(&mut worker, &["BLPOP", "q", "0"]),
+        "*2\r\n$1\r\nq\r\n$1\r\na\r\n"
+    );
+    write_cmd(&mut worker, &["BLPOP", "q", "0"]);
+    write_cmd(&mut worker, &["PING"]);
+    assert_eq!(
+        read_all(&mut worker),
+        "",
+        "blocked: the PING behind it waits"
+    );
+    assert_eq!(cmd(&mut producer, &["RPUSH", "q", "b"]), ":1\r\n");
+    assert_eq!(
+        read_all(&mut worker),
+        "*2\r\n$1\r\nq\r\n$1\r\nb\r\n+PONG\r\n"
+    );
+    assert_eq!(cmd(&mut producer, &["LLEN", "q"]), ":0\r\n");
+    write_cmd(&mut worker, &["BRPOP", "q", "2"]);
+    clock.advance(std::time::Duration::from_secs(2));
+    assert_eq!(read_all(&mut worker), "*-1\r\n", "nil at the timeout");
+}
+
+fn read_all(s: &mut crate::sim::SimStream) -> String {
+    String::from_utf8_lossy(&drain(s).0).into_owned()
+}
+
+fn write_cmd(s: &mut crate::sim::SimStream, args: &[&str]) {
+    let refs: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    super::send(s, &crate::sim::wire::encode_request(&refs)).expect("write");
 }
