@@ -170,6 +170,7 @@ impl PooledConnection {
                     })
             }
             Handle::Exclusive(ex) => {
+                refuse_subscribe(req)?;
                 if ex.session.in_flight && ex.lease.conn_mut().link.is_closed() {
                     // The last command's future was dropped while it blocked, which closed the
                     // connection: carry on with a fresh one, unless state was lost with it.
@@ -354,11 +355,42 @@ fn refuse_command(cmd: &Cmd) -> Result<(), Error> {
         _ => false,
     };
     if refused {
+        if is_subscribe(name) {
+            return Err(Error::NeedsSubscriber {
+                command: name.to_string(),
+            });
+        }
         return Err(Error::NeedsExclusive {
             command: name.to_string(),
         });
     }
     Ok(())
+}
+
+/// Whether `name` (upper case) starts a subscription: it needs a `Subscriber`.
+fn is_subscribe(name: &str) -> bool {
+    matches!(name, "SUBSCRIBE" | "PSUBSCRIBE" | "SSUBSCRIBE")
+}
+
+/// Refuses, on an exclusive connection, the commands that start a subscription: on a
+/// multiplexed RESP2 connection pushed messages would arrive as later commands' replies.
+fn refuse_subscribe(req: CommandKind<'_>) -> Result<(), Error> {
+    let check = |cmd: &Cmd| match cmd.args_iter().next() {
+        Some(redis::Arg::Simple(first)) => {
+            let mut buf = [0u8; NAME_BUF];
+            match upper_in(first, &mut buf) {
+                Some(name) if is_subscribe(name) => Err(Error::NeedsSubscriber {
+                    command: name.to_string(),
+                }),
+                _ => Ok(()),
+            }
+        }
+        _ => Ok(()),
+    };
+    match req {
+        CommandKind::Single(cmd) => check(cmd),
+        CommandKind::Pipeline(p, _, _) => p.cmd_iter().try_for_each(check),
+    }
 }
 
 /// Longest command or subcommand name checked here, with room to spare.
@@ -381,11 +413,23 @@ mod tests {
 
     #[test]
     fn shared_refuses_state_changing_commands_and_allows_the_rest() {
-        for c in ["SELECT", "watch", "MULTI", "BLPOP", "SUBSCRIBE", "AUTH"] {
+        for c in ["SELECT", "watch", "MULTI", "BLPOP", "AUTH"] {
             let cmd = redis::cmd(c);
             let err = refuse_on_shared(CommandKind::Single(&cmd)).unwrap_err();
+            assert!(matches!(err, Error::NeedsExclusive { .. }), "{c}: {err}");
             assert!(err.to_string().contains("get_exclusive"), "{c}: {err}");
         }
+        for c in ["SUBSCRIBE", "psubscribe", "SSUBSCRIBE"] {
+            let cmd = redis::cmd(c);
+            for err in [
+                refuse_on_shared(CommandKind::Single(&cmd)).unwrap_err(),
+                refuse_subscribe(CommandKind::Single(&cmd)).unwrap_err(),
+            ] {
+                assert!(matches!(err, Error::NeedsSubscriber { .. }), "{c}: {err}");
+                assert!(err.to_string().contains("subscriber"), "{c}: {err}");
+            }
+        }
+        assert!(refuse_subscribe(CommandKind::Single(&redis::cmd("BLPOP"))).is_ok());
         let mut setname = redis::cmd("CLIENT");
         setname.arg("SETNAME").arg("x");
         assert!(refuse_on_shared(CommandKind::Single(&setname)).is_err());

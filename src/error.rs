@@ -83,6 +83,13 @@ pub enum Error {
         /// The refused command.
         command: String,
     },
+    /// `SUBSCRIBE`, `PSUBSCRIBE` or `SSUBSCRIBE` on a command connection: pushed messages would
+    /// arrive as the replies of later commands.
+    #[error("`{command}` needs a connection of its own: use `Keeper::subscriber`")]
+    NeedsSubscriber {
+        /// The refused command.
+        command: String,
+    },
     /// A blocking call was made from inside an async task, where it would stall the executor.
     #[error("blocking call made from inside an async runtime: use the async API there")]
     BlockingInAsync,
@@ -220,6 +227,9 @@ impl Error {
             Self::NeedsExclusive { command } => Self::NeedsExclusive {
                 command: command.clone(),
             },
+            Self::NeedsSubscriber { command } => Self::NeedsSubscriber {
+                command: command.clone(),
+            },
             Self::BlockingInAsync => Self::BlockingInAsync,
             Self::Closed => Self::Closed,
             Self::GlobalAlreadySet => Self::GlobalAlreadySet,
@@ -273,6 +283,9 @@ mod tests {
             Error::Closed,
             Error::NeedsExclusive {
                 command: "BLPOP".into(),
+            },
+            Error::NeedsSubscriber {
+                command: "SUBSCRIBE".into(),
             },
         ];
         for e in errors {

@@ -43,6 +43,8 @@ pub mod seams;
 pub mod sim;
 #[cfg(any(feature = "tokio", feature = "smol"))]
 mod stats;
+#[cfg(any(feature = "tokio", feature = "smol"))]
+pub mod subscriber;
 
 #[cfg(any(feature = "tokio", feature = "smol"))]
 pub use blocking::BlockingConnection;
@@ -65,3 +67,5 @@ pub use pool::PoolStats;
 pub use rng::Rng;
 #[cfg(any(feature = "tokio", feature = "smol"))]
 pub use stats::{DatabaseStats, ManagerStats};
+#[cfg(any(feature = "tokio", feature = "smol"))]
+pub use subscriber::{BlockingSubscriber, Subscriber};

@@ -51,6 +51,15 @@ pub struct DatabaseStats {
     pub health_checks_failed: u64,
     /// Live `PooledConnection` handles now.
     pub live_handles: u64,
+    /// Live [`Subscriber`](crate::Subscriber)s now.
+    pub subscribers: u64,
+    /// Pub/sub messages handed to subscribers' buffers.
+    pub messages_delivered: u64,
+    /// Pub/sub messages dropped because a subscriber's buffer was full.
+    pub messages_dropped: u64,
+    /// Reconnects after which subscribers subscribed again (messages published while they
+    /// were away are gone).
+    pub resubscriptions: u64,
     /// The last error's message (never containing a secret).
     pub last_error: Option<String>,
     /// Time since the last error.
@@ -146,6 +155,10 @@ pub(crate) struct DbCounters {
     pub(crate) readiness_timeouts: AtomicU64,
     pub(crate) health_checks: AtomicU64,
     pub(crate) health_failed: AtomicU64,
+    pub(crate) subscribers: AtomicU64,
+    pub(crate) messages_delivered: AtomicU64,
+    pub(crate) messages_dropped: AtomicU64,
+    pub(crate) resubscriptions: AtomicU64,
     last_error: Mutex<Option<(String, Instant)>>,
 }
 
@@ -197,6 +210,10 @@ impl DbCounters {
         out.health_checks = Self::read(&self.health_checks);
         out.health_checks_failed = Self::read(&self.health_failed);
         out.live_handles = Self::read(&self.live_handles);
+        out.subscribers = Self::read(&self.subscribers);
+        out.messages_delivered = Self::read(&self.messages_delivered);
+        out.messages_dropped = Self::read(&self.messages_dropped);
+        out.resubscriptions = Self::read(&self.resubscriptions);
         if let Some(mean) = Self::read(&self.latency_total_micros)
             .checked_div(Self::read(&self.ok) + Self::read(&self.error_replies))
         {

@@ -30,20 +30,42 @@ fn timed_out(what: &str, kind: FailureKind) -> Failure {
     )
 }
 
+/// Called with every push frame of a RESP3 connection (a subscriber's messages); it must not
+/// block: it runs on the connection's driver.
+pub(crate) type OnPush = Arc<dyn Fn(redis::PushInfo) + Send + Sync>;
+
+/// What a connection is opened for: the pools' RESP2 command connections, or a subscriber's.
+#[derive(Clone, Default)]
+pub(crate) struct Dial {
+    /// RESP3 with this push handler (a subscriber); RESP2 without one.
+    pub(crate) push: Option<OnPush>,
+}
+
 impl Database {
     /// Opens one ready connection, following the retry schedule; every attempt asks the breaker.
     pub(crate) async fn open(&self) -> Result<RedisConn, Error> {
+        self.open_with(&Dial::default()).await
+    }
+
+    /// [`Database::open`] for `dial`. A subscriber's connection does not wait out `LOADING`:
+    /// Redis serves `SUBSCRIBE` and `PUBLISH` while it loads.
+    pub(crate) async fn open_with(&self, dial: &Dial) -> Result<RedisConn, Error> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
         let mut schedule = RetrySchedule::new(self.policy.retry.clone());
         loop {
             let permit = self.breaker_permit()?;
-            match self.connect_once().await {
+            match self.connect_once(dial).await {
                 Ok((conn, loading)) => {
                     self.breaker_report(permit, true);
                     DbCounters::bump(&self.counters.created);
                     keeper_event!(self, DEBUG, "connection opened");
                     if loading {
                         self.enter_loading();
-                        self.wait_ready(&conn.inner).await?;
+                        if dial.push.is_none() {
+                            self.wait_ready(&conn.inner).await?;
+                        }
                     } else {
                         self.mark_ready();
                     }
@@ -97,7 +119,7 @@ impl Database {
 
     /// One attempt: connect, handshake (AUTH, SELECT), PING — all under the connect timeout.
     /// Returns the connection and whether the server answered the PING with `LOADING`.
-    async fn connect_once(&self) -> Result<(RedisConn, bool), Failure> {
+    async fn connect_once(&self, dial: &Dial) -> Result<(RedisConn, bool), Failure> {
         let clock = self.runtime.clock();
         let deadline = clock.now() + self.settings.connect_timeout;
         let attempt = async {
@@ -110,13 +132,28 @@ impl Database {
                     let e = redis::RedisError::from(e);
                     (classify(&e), e)
                 })?;
-            let config = AsyncConnectionConfig::new()
+            let mut config = AsyncConnectionConfig::new()
                 .set_response_timeout(None)
                 .set_connection_timeout(None);
-            let (inner, driver) =
-                MultiplexedConnection::new_with_config(&self.conn_info, stream, config)
-                    .await
-                    .map_err(|e| (classify(&e), e))?;
+            let resp3;
+            let info = match &dial.push {
+                None => &self.conn_info,
+                Some(on_push) => {
+                    let on_push = on_push.clone();
+                    config = config.set_push_sender(move |info| {
+                        on_push(info);
+                        Ok::<(), std::convert::Infallible>(())
+                    });
+                    resp3 = self
+                        .conn_info
+                        .clone()
+                        .set_protocol(redis::ProtocolVersion::RESP3);
+                    &resp3
+                }
+            };
+            let (inner, driver) = MultiplexedConnection::new_with_config(info, stream, config)
+                .await
+                .map_err(|e| (classify(&e), e))?;
             let (task, driver) = driver_task(driver);
             self.runtime.spawner().spawn(Box::pin(task));
             let conn = RedisConn::new(inner, driver, clock.now());

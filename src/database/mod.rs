@@ -38,6 +38,7 @@ pub(crate) use background::spawn_background;
 pub(crate) use block_time::BlockTime;
 pub(crate) use command::{CommandKind, Reply};
 pub(crate) use conn::RedisConn;
+pub(crate) use connect::{Dial, OnPush};
 
 /// The policies of one database, behind one short-held lock.
 struct Policies {
@@ -72,6 +73,8 @@ pub(crate) struct Database {
     closed: AtomicBool,
     /// Every connection opened, so that closing reaches the lent ones too (pruned on each open).
     links: Mutex<Vec<Weak<conn::Link>>>,
+    /// Notified when the database is closed (subscribers stop).
+    closed_event: event_listener::Event,
 }
 
 impl Database {
@@ -110,6 +113,7 @@ impl Database {
             log_level,
             closed: AtomicBool::new(false),
             links: Mutex::new(Vec::new()),
+            closed_event: event_listener::Event::new(),
         })
     }
 
@@ -128,6 +132,17 @@ impl Database {
 
     pub(crate) fn now(&self) -> Instant {
         self.runtime.clock().now()
+    }
+
+    /// The runtime the database runs on (its clock and spawner).
+    pub(crate) fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// A listener notified when the database is closed (check [`Database::is_closed`] after
+    /// creating it, then await it).
+    pub(crate) fn closed_listener(&self) -> event_listener::EventListener {
+        self.closed_event.listen()
     }
 
     /// Locks the policies; the lock-free summary is republished when the guard is dropped, so
@@ -319,6 +334,7 @@ impl Database {
         for link in self.open_links() {
             link.close();
         }
+        self.closed_event.notify(usize::MAX);
     }
 
     /// The Keeper was dropped (not closed): its idle connections close; handles still alive
