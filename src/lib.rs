@@ -46,6 +46,11 @@ mod stats;
 #[cfg(any(feature = "tokio", feature = "smol"))]
 pub mod subscriber;
 
+/// The README's Rust examples, compiled as doctests so that they cannot drift from the code.
+#[cfg(all(doctest, feature = "tokio", feature = "smol"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
+
 #[cfg(any(feature = "tokio", feature = "smol"))]
 pub use blocking::BlockingConnection;
 #[cfg(any(feature = "tokio", feature = "smol"))]

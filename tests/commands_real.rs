@@ -123,7 +123,11 @@ async fn a_dropped_blocked_future_leaves_no_stale_reply(rt: Runtime) {
     .await;
     // `jobs` is db 12.
     let mut direct = server.connection_to(12);
-    let _: i64 = redis::cmd("RPUSH").arg("queue").arg("job-1").query(&mut direct).unwrap();
+    let _: i64 = redis::cmd("RPUSH")
+        .arg("queue")
+        .arg("job-1")
+        .query(&mut direct)
+        .unwrap();
     sleep(&rt, Duration::from_millis(100)).await;
     let len: i64 = redis::cmd("LLEN").arg("queue").query(&mut direct).unwrap();
     assert_eq!(len, 1, "nobody popped for the cancelled BLPOP");
