@@ -71,7 +71,9 @@ fn commands_pipelines_and_transactions_reach_the_right_databases() {
             .query_async::<()>(&mut main)
             .await
             .unwrap_err();
-        assert!(err.to_string().contains("get_exclusive"), "{err}");
+        assert!(
+            matches!(Error::from(err), Error::NeedsExclusive { ref command } if command == "MULTI")
+        );
     });
     // Server-side: each value landed in its database's keyspace (main 0, knowledge 1, audit 10).
     assert_eq!(w.redis.get(0, b"k").as_deref(), Some(&b"v"[..]));
@@ -663,7 +665,8 @@ fn after_a_readiness_timeout_the_first_reply_makes_the_database_healthy_again() 
         let _: () = c.set("k", 1).await.unwrap();
         w.redis.set_loading(Duration::from_secs(600));
         let err = c.get::<_, i64>("k").await.unwrap_err();
-        assert!(err.to_string().contains("not ready"), "{err}");
+        let err = Error::from(err);
+        assert!(matches!(err, Error::NotReady { .. }), "{err:?}");
         w.redis.set_loading(Duration::ZERO);
         clock
             .sleep_until(clock.now() + Duration::from_secs(1))

@@ -24,6 +24,8 @@
 //! assert!(a.ops > 0);
 //! ```
 
+mod pubsub;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -133,6 +135,8 @@ pub struct SwarmSpec {
     pub latency: Latency,
     /// The fault timeline of phase one.
     pub plan: FaultPlan,
+    /// A subscriber and a publisher on the first database, if drawn.
+    pub pubsub: Option<pubsub::PubSubSpec>,
 }
 
 fn ms(n: u64) -> Duration {
@@ -244,6 +248,8 @@ impl SwarmSpec {
             };
             plan = plan.at(at, fault);
         }
+        // Drawn last, so every earlier part of a seed's run is as it was before pub/sub.
+        let pubsub = rng.chance(0.5).then(|| pubsub::PubSubSpec::draw(&mut rng));
         Self {
             seed,
             dbs,
@@ -252,6 +258,7 @@ impl SwarmSpec {
             cancel_rate,
             latency,
             plan,
+            pubsub,
         }
     }
 
@@ -313,6 +320,8 @@ pub struct Rare {
     pub cancelled: u64,
     /// Pool waits that timed out.
     pub pool_timeouts: u64,
+    /// Subscriber reconnects (each followed by one resubscription).
+    pub resubscriptions: u64,
 }
 
 impl Rare {
@@ -326,10 +335,11 @@ impl Rare {
         self.restarts += other.restarts;
         self.cancelled += other.cancelled;
         self.pool_timeouts += other.pool_timeouts;
+        self.resubscriptions += other.resubscriptions;
     }
 
     /// The counters by name, for reports and "never reached" checks.
-    pub fn named(&self) -> [(&'static str, u64); 8] {
+    pub fn named(&self) -> [(&'static str, u64); 9] {
         [
             ("breaker trips (closed -> open)", self.breaker_trips),
             ("breaker reopens (half-open -> open)", self.breaker_reopens),
@@ -339,6 +349,7 @@ impl Rare {
             ("server restarts", self.restarts),
             ("operations cancelled", self.cancelled),
             ("pool wait timeouts", self.pool_timeouts),
+            ("subscriber resubscriptions", self.resubscriptions),
         ]
     }
 }
@@ -426,6 +437,7 @@ struct Model {
 }
 
 struct World {
+    pubsub: Mutex<pubsub::PubSubModel>,
     keeper: Keeper,
     redis: SimRedis,
     clock: SimClock,
@@ -950,6 +962,7 @@ impl World {
                 rare.sweep_races += s.pool.sweep_races;
                 rare.stale_closed += s.pool.stale_closed;
                 rare.pool_timeouts += s.pool.timeouts;
+                rare.resubscriptions += s.resubscriptions;
             }
         }
         rare
@@ -987,6 +1000,7 @@ pub fn run(spec: &SwarmSpec, keep_lines: bool) -> Result<SwarmReport, SwarmFailu
         }
     };
     let world = Arc::new(World {
+        pubsub: Mutex::new(pubsub::PubSubModel::default()),
         keeper,
         redis,
         clock: sim.clock().clone(),
@@ -995,12 +1009,27 @@ pub fn run(spec: &SwarmSpec, keep_lines: bool) -> Result<SwarmReport, SwarmFailu
         spec: spec.clone(),
     });
 
-    // Phase one: traffic under faults.
-    sim.block_on(join_all(
-        spec.tasks
-            .iter()
-            .enumerate()
-            .map(|(i, t)| world.run_task(i, t.clone())),
+    // Phase one: traffic under faults (and a subscriber that runs until the final check).
+    if let Some(ps) = &spec.pubsub {
+        let w = world.clone();
+        let ps = ps.clone();
+        crate::seams::Spawn::spawn(
+            &sim.spawner(),
+            Box::pin(async move { w.run_subscriber(ps).await }),
+        );
+    }
+    sim.block_on(futures::future::join(
+        join_all(
+            spec.tasks
+                .iter()
+                .enumerate()
+                .map(|(i, t)| world.run_task(i, t.clone())),
+        ),
+        async {
+            if let Some(ps) = &spec.pubsub {
+                world.run_publisher(ps.clone()).await;
+            }
+        },
     ));
     world.check_invariants("at the end of phase one");
 
@@ -1012,6 +1041,9 @@ pub fn run(spec: &SwarmSpec, keep_lines: bool) -> Result<SwarmReport, SwarmFailu
             world.heal_db(db).await;
         }
         world.check_counters().await;
+        if spec.pubsub.is_some() {
+            world.check_pubsub().await;
+        }
     });
     world.check_invariants("after the heal");
     let rare = world.rare();
