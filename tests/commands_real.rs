@@ -7,6 +7,7 @@
 //! Needs `redis-server` on the PATH (`scripts/test.sh` installs it).
 #![cfg(all(feature = "tokio", feature = "smol"))]
 
+#[macro_use]
 mod support;
 
 use std::sync::{Arc, Mutex};
@@ -275,27 +276,6 @@ async fn a_dropped_keeper_goes_quiet(rt: Runtime) {
         after,
         "no PING after the drop (5 intervals)"
     );
-}
-
-/// Each scenario once under tokio (multi-thread) and once under smol.
-macro_rules! on_both_runtimes {
-    ($($scenario:ident),* $(,)?) => {
-        $(
-            mod $scenario {
-                use redis_keeper::seams::Runtime;
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn tokio() {
-                    super::$scenario(Runtime::tokio()).await;
-                }
-
-                #[test]
-                fn smol() {
-                    smol::block_on(super::$scenario(Runtime::smol()));
-                }
-            }
-        )*
-    };
 }
 
 on_both_runtimes! {

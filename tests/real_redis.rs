@@ -6,6 +6,7 @@
 //! Needs `redis-server` on the PATH (`scripts/test.sh` installs it).
 #![cfg(all(feature = "tokio", feature = "smol"))]
 
+#[macro_use]
 mod support;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -717,27 +718,6 @@ async fn health_checks_reconnect_without_traffic(rt: Runtime) {
 }
 
 // ---------------------------------------------------------------------------------------------
-
-/// Each scenario once under tokio (multi-thread) and once under smol.
-macro_rules! on_both_runtimes {
-    ($($scenario:ident),* $(,)?) => {
-        $(
-            mod $scenario {
-                use redis_keeper::seams::Runtime;
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn tokio() {
-                    super::$scenario(Runtime::tokio()).await;
-                }
-
-                #[test]
-                fn smol() {
-                    smol::block_on(super::$scenario(Runtime::smol()));
-                }
-            }
-        )*
-    };
-}
 
 on_both_runtimes! {
     named_databases,

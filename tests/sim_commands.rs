@@ -1,29 +1,15 @@
 //! Every kind of command on the simulator: transactions on exclusive handles, typed errors on the
-//! command path, blocking commands, the lifecycle and `log_commands`, in virtual time.
+//! command path, blocking commands and the lifecycle, in virtual time.
 #![cfg(all(feature = "sim", any(feature = "tokio", feature = "smol")))]
+
+mod sim_support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use redis_keeper::sim::{Sim, SimRedis};
-use redis_keeper::{Error, Keeper, KeeperConfig};
-
-struct World {
-    sim: Sim,
-    redis: SimRedis,
-    keeper: Keeper,
-}
-
-fn world(seed: u64, config: KeeperConfig) -> World {
-    let sim = Sim::new(seed);
-    let redis = sim.redis();
-    let keeper = sim
-        .keeper_builder(config, Arc::new(redis.transport()))
-        .build()
-        .expect("valid config");
-    World { sim, redis, keeper }
-}
+use redis_keeper::{Error, KeeperConfig};
+use sim_support::{world, World};
 
 fn small() -> KeeperConfig {
     KeeperConfig::default().configure_all(|d| d.max_connections(4).shared_connections(1))
@@ -120,80 +106,6 @@ fn a_refused_command_comes_back_as_the_keepers_typed_error() {
         assert!(again.is_retryable(), "circuit open is retryable: {again:?}");
         assert!(matches!(again, Error::CircuitOpen { .. }));
     });
-}
-
-/// Collects the `command` events of `log_commands` (their fields as text).
-#[derive(Default, Clone)]
-struct Events(Arc<Mutex<Vec<String>>>);
-
-impl tracing::Subscriber for Events {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        struct Fields(String);
-        impl tracing::field::Visit for Fields {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                self.0.push_str(&format!("{}={:?} ", field.name(), value));
-            }
-        }
-        let mut fields = Fields(String::new());
-        event.record(&mut fields);
-        if fields.0.contains("message=command") {
-            self.0.lock().unwrap().push(fields.0);
-        }
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
-#[test]
-fn log_commands_names_each_command_and_its_argument_count_never_a_value() {
-    let events = Events::default();
-    let config = KeeperConfig::from_yaml_str(
-        "password: s3cret-pw\nredis_databases:\n  main: {db: 0, log_commands: true}\n",
-    )
-    .unwrap();
-    let w = world(3, config);
-    w.redis.set_password(Some("s3cret-pw"));
-    tracing::subscriber::with_default(events.clone(), || {
-        w.sim.block_on(async {
-            let mut main = w.keeper.get("main").await.unwrap();
-            let _: () = main.set("secret-key", "secret-value").await.unwrap();
-            let _: () = w
-                .keeper
-                .pipeline("main", |p| {
-                    p.get("secret-key").del("secret-key");
-                })
-                .await
-                .map(|(_, _): (String, i64)| ())
-                .unwrap();
-            let mut cache = w.keeper.get("cache").await.unwrap();
-            let _: () = cache.set("unlogged", 1).await.unwrap();
-        });
-    });
-    let seen = events.0.lock().unwrap().clone();
-    assert_eq!(seen.len(), 3, "{seen:?}");
-    assert!(
-        seen[0].contains("command=SET") && seen[0].contains("args=2"),
-        "{seen:?}"
-    );
-    assert!(
-        seen[1].contains("command=GET") && seen[1].contains("args=1"),
-        "{seen:?}"
-    );
-    assert!(seen[2].contains("command=DEL"), "{seen:?}");
-    for e in &seen {
-        assert!(e.contains("db=main"), "{e}");
-        for secret in ["secret-key", "secret-value", "s3cret-pw", "unlogged"] {
-            assert!(!e.contains(secret), "{secret} in {e}");
-        }
-    }
 }
 
 fn blocking_config() -> KeeperConfig {

@@ -1,29 +1,15 @@
 //! Whole-Keeper scenarios on the simulator: redis-rs over SimRedis, in virtual time, from a seed.
 #![cfg(all(feature = "sim", any(feature = "tokio", feature = "smol")))]
 
-use std::sync::Arc;
+mod sim_support;
+
 use std::time::Duration;
 
 use redis::AsyncCommands;
 use redis_keeper::seams::Clock;
-use redis_keeper::sim::{Latency, Sim, SimRedis};
-use redis_keeper::{Error, Keeper, KeeperConfig};
-
-struct World {
-    sim: Sim,
-    redis: SimRedis,
-    keeper: Keeper,
-}
-
-fn world(seed: u64, config: KeeperConfig) -> World {
-    let sim = Sim::new(seed);
-    let redis = sim.redis();
-    let keeper = sim
-        .keeper_builder(config, Arc::new(redis.transport()))
-        .build()
-        .expect("valid config");
-    World { sim, redis, keeper }
-}
+use redis_keeper::sim::Latency;
+use redis_keeper::{Error, KeeperConfig};
+use sim_support::world;
 
 fn small() -> KeeperConfig {
     KeeperConfig::default().configure_all(|d| d.max_connections(3).shared_connections(1))

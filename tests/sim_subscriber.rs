@@ -2,34 +2,24 @@
 //! bounded buffer, the blocking twin and the lifecycle, in virtual time.
 #![cfg(all(feature = "sim", any(feature = "tokio", feature = "smol")))]
 
-use std::sync::Arc;
+mod sim_support;
+
 use std::time::Duration;
 
 use futures::StreamExt;
 use redis::AsyncCommands;
-use redis_keeper::sim::{Restart, Sim, SimRedis};
+use redis_keeper::sim::{Restart, Sim};
 use redis_keeper::{Error, Keeper, KeeperConfig, Subscriber};
-
-struct World {
-    sim: Sim,
-    redis: SimRedis,
-    keeper: Keeper,
-}
+use sim_support::World;
 
 fn world(seed: u64) -> World {
-    let sim = Sim::new(seed);
-    let redis = sim.redis();
     let config = KeeperConfig::default().configure_all(|d| {
         d.max_connections(4)
             .shared_connections(1)
             .response_timeout(Duration::from_secs(1))
             .health_check_interval(Duration::from_secs(5))
     });
-    let keeper = sim
-        .keeper_builder(config, Arc::new(redis.transport()))
-        .build()
-        .expect("valid config");
-    World { sim, redis, keeper }
+    sim_support::world(seed, config)
 }
 
 async fn publish(keeper: &Keeper, channel: &str, payload: &str) -> i64 {
