@@ -161,6 +161,7 @@ partial! {
     retry_on_timeout: bool,
     breaker_failure_threshold: u32,
     breaker_open_seconds: Duration,
+    breaker_loss_window: Duration,
     loading_poll_interval: Duration,
     loading_timeout: Duration,
     idle_timeout: Duration,

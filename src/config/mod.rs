@@ -275,6 +275,8 @@ setters! {
     breaker_failure_threshold(u32) => breaker_failure_threshold;
     /// How long the breaker stays open (YAML `breaker_open_seconds`).
     breaker_open_for(Duration) => breaker_open_seconds;
+    /// Losses within this long of a counted one are the same event (YAML `breaker_loss_window`).
+    breaker_loss_window(Duration) => breaker_loss_window;
     /// PING interval while the server is loading (YAML `loading_poll_interval`).
     loading_poll_interval(Duration) => loading_poll_interval;
     /// Give up waiting for `LOADING` to end after this (YAML `loading_timeout`).

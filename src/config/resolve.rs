@@ -133,7 +133,8 @@ impl KeeperConfig {
 }
 
 /// The built-in defaults, every key but `db`, `description`, `username`, `password` and
-/// `check_on_checkout_after` (which follows `health_check_interval`).
+/// `check_on_checkout_after` (which follows `health_check_interval`) and `breaker_loss_window`
+/// (which follows `socket_timeout`).
 fn defaults() -> Layer {
     let secs = Duration::from_secs;
     let keepalive = Keepalive::default();
@@ -294,6 +295,10 @@ fn finalize(name: &str, p: &Partial, origins: &Origins) -> Result<DatabaseSettin
                 p.breaker_failure_threshold,
             )?,
             open_for: duration("breaker_open_seconds", p.breaker_open_seconds, false)?,
+            loss_window: match p.breaker_loss_window {
+                Some(_) => duration("breaker_loss_window", p.breaker_loss_window, false)?,
+                None => duration("socket_timeout", p.socket_timeout, true)?,
+            },
         },
         readiness: ReadinessSettings {
             loading_poll_interval: duration(

@@ -209,6 +209,7 @@ macro_rules! yaml_level {
             retry_on_timeout: Option<bool>,
             breaker_failure_threshold: Option<Count>,
             breaker_open_seconds: Option<Seconds>,
+            breaker_loss_window: Option<Seconds>,
             loading_poll_interval: Option<Seconds>,
             loading_timeout: Option<Seconds>,
             idle_timeout: Option<Seconds>,
@@ -269,6 +270,7 @@ macro_rules! yaml_level {
                 put!(layer, origin, s, retry_on_timeout <- retry_on_timeout);
                 put!(layer, origin, s, breaker_failure_threshold <- breaker_failure_threshold.0);
                 put!(layer, origin, s, breaker_open_seconds <- breaker_open_seconds.0);
+                put!(layer, origin, s, breaker_loss_window <- breaker_loss_window.0);
                 put!(layer, origin, s, loading_poll_interval <- loading_poll_interval.0);
                 put!(layer, origin, s, loading_timeout <- loading_timeout.0);
                 put!(layer, origin, s, idle_timeout <- idle_timeout.0);

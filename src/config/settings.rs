@@ -86,6 +86,11 @@ pub struct BreakerSettings {
     pub failure_threshold: u32,
     /// How long the breaker stays open. YAML `breaker_open_seconds`. Default: 60 s.
     pub open_for: Duration,
+    /// Connections already open that are lost within this long after a loss the breaker
+    /// counted went down in the same event and count no further failure
+    /// ([`LossGrouping`](crate::policy::LossGrouping)). YAML `breaker_loss_window`.
+    /// Default: this database's response timeout (`socket_timeout`).
+    pub loss_window: Duration,
 }
 
 /// Readiness wait while the server answers `-LOADING`.

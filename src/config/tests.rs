@@ -933,3 +933,26 @@ proptest! {
         let _ = KeeperConfig::default().resolve(None, &e);
     }
 }
+
+#[test]
+fn breaker_loss_window_follows_the_response_timeout_unless_set() {
+    let r = resolve(
+        &yaml("socket_timeout: 3\nredis_databases:\n  main: {db: 0, breaker_loss_window: 1.5}\n"),
+        &no_env(),
+    );
+    assert_eq!(
+        r.database("main").unwrap().breaker.loss_window,
+        Duration::from_millis(1500)
+    );
+    assert_eq!(
+        r.database("cache").unwrap().breaker.loss_window,
+        Duration::from_secs(3)
+    );
+    let d = resolve(&KeeperConfig::default(), &no_env());
+    assert_eq!(
+        d.database("main").unwrap().breaker.loss_window,
+        Duration::from_secs(5)
+    );
+    let err = yaml_err("breaker_loss_window: -1\n");
+    assert!(err.contains("breaker_loss_window"), "{err}");
+}

@@ -11,8 +11,7 @@ use super::driver::driver_task;
 use super::{Database, RedisConn};
 use crate::classify::classify;
 use crate::policy::{
-    BreakerState, FailureKind, ProbeOutcome, ReadinessAction, ReadinessState, RetryDecision,
-    RetrySchedule,
+    FailureKind, ProbeOutcome, ReadinessAction, ReadinessState, RetryDecision, RetrySchedule,
 };
 use crate::pool::{Checkout, Lease, Liveness, PoolError};
 use crate::pool::{Pick, SharedConn};
@@ -392,18 +391,9 @@ impl Database {
         if self.breaker_is_closed() {
             return Ok(());
         }
-        let p = self.policies();
-        if p.breaker.would_allow(now) {
+        let Some(retry_after) = self.policies().breaker.retry_after(now) else {
             return Ok(());
-        }
-        let retry_after = match p.breaker.state() {
-            BreakerState::Open { until } => until.saturating_duration_since(now),
-            BreakerState::HalfOpen { probe_since } => {
-                (probe_since + self.policy.breaker.open_for).saturating_duration_since(now)
-            }
-            BreakerState::Closed { .. } => std::time::Duration::ZERO,
         };
-        drop(p);
         DbCounters::bump(&self.counters.rejected);
         Err(Error::CircuitOpen {
             db: self.name.to_string(),

@@ -27,7 +27,8 @@ use std::time::Instant;
 
 use crate::config::DatabaseSettings;
 use crate::policy::{
-    CircuitBreaker, HealthSchedule, HealthState, Permit, Readiness, Rejected, Transition,
+    CircuitBreaker, HealthSchedule, HealthState, LossGrouping, LossVerdict, Permit, Readiness,
+    Rejected, Transition,
 };
 use crate::pool::{Pool, SharedSlots};
 use crate::seams::Runtime;
@@ -46,8 +47,8 @@ struct Policies {
     readiness: Readiness,
     health: HealthSchedule,
     rng: Rng,
-    /// When the last lost connection counted against the breaker was lost.
-    last_counted_loss: Option<Instant>,
+    /// Groups connections lost together into one breaker failure.
+    losses: LossGrouping,
 }
 
 /// One configured database.
@@ -100,7 +101,7 @@ impl Database {
                 readiness: Readiness::new(policy.readiness.clone()),
                 health: HealthSchedule::new(policy.health.clone(), now),
                 rng,
-                last_counted_loss: None,
+                losses: LossGrouping::new(policy.loss),
             }),
             policy,
             counters: DbCounters::default(),
@@ -220,8 +221,9 @@ impl Database {
     /// * only the first transport failure on a connection counts: when a multiplexed connection
     ///   dies, every command in flight on it fails at once;
     /// * a connection that was already open when another one's loss was counted, and is lost
-    ///   within one response timeout of it, went down in the same event (a `CLIENT KILL`, a
-    ///   restart, a freeze): it does not count again.
+    ///   within `breaker_loss_window` (default: the response timeout) of it, went down in the
+    ///   same event (a `CLIENT KILL`, a restart, a freeze): it does not count again
+    ///   ([`LossGrouping`]).
     ///
     /// Else one reset of a pool with more connections than the breaker threshold would open the
     /// breaker while the server is fine. Failed connects, which follow a real outage, count each.
@@ -238,18 +240,10 @@ impl Database {
     }
 
     /// Whether `conn`, just lost, went down with the last connection loss counted against the
-    /// breaker (see [`Database::breaker_report_on`]); if not, its loss becomes the last counted.
+    /// breaker ([`LossGrouping`]); if not, its loss becomes the last counted.
     fn lost_together(&self, conn: &conn::Link) -> bool {
         let now = self.now();
-        let mut p = self.policies();
-        if let Some(at) = p.last_counted_loss {
-            let within = now.saturating_duration_since(at) <= self.settings.response_timeout;
-            if conn.opened_at() < at && within {
-                return true;
-            }
-        }
-        p.last_counted_loss = Some(now);
-        false
+        self.policies().losses.on_loss(now, conn.opened_at()) == LossVerdict::SameEvent
     }
 
     fn log_breaker(&self, t: Transition) {

@@ -2,12 +2,13 @@
 
 use crate::config::{DatabaseSettings, Jitter as ConfigJitter};
 use crate::policy::{
-    BreakerConfig, HealthConfig, IdleConfig, Jitter, ReadinessConfig, RetryConfig,
+    BreakerConfig, HealthConfig, IdleConfig, Jitter, LossConfig, ReadinessConfig, RetryConfig,
 };
 
 /// The policy configurations of one database.
 pub(super) struct PolicySettings {
     pub(super) breaker: BreakerConfig,
+    pub(super) loss: LossConfig,
     pub(super) retry: RetryConfig,
     pub(super) readiness: ReadinessConfig,
     pub(super) idle: IdleConfig,
@@ -20,6 +21,9 @@ impl From<&DatabaseSettings> for PolicySettings {
             breaker: BreakerConfig {
                 failure_threshold: s.breaker.failure_threshold,
                 open_for: s.breaker.open_for,
+            },
+            loss: LossConfig {
+                window: s.breaker.loss_window,
             },
             retry: RetryConfig {
                 multiplier: s.retry.multiplier,

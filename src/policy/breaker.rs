@@ -176,21 +176,15 @@ impl CircuitBreaker {
     /// the single probe (HalfOpen). HalfOpen: rejected until the probe is abandoned (`open_for`
     /// after it was granted), then the caller becomes the new probe.
     pub fn try_acquire(&mut self, now: Instant) -> Result<Permit, Rejected> {
-        let probe_from = match self.state {
-            BreakerState::Closed { .. } => {
-                return Ok(Permit {
-                    generation: self.generation,
-                    probe: false,
-                })
-            }
-            BreakerState::Open { until } => until,
-            BreakerState::HalfOpen { probe_since } => add(probe_since, self.config.open_for),
-        };
-        if now < probe_from {
-            self.rejections += 1;
-            return Err(Rejected {
-                retry_after: probe_from - now,
+        if let BreakerState::Closed { .. } = self.state {
+            return Ok(Permit {
+                generation: self.generation,
+                probe: false,
             });
+        }
+        if let Some(retry_after) = self.retry_after(now) {
+            self.rejections += 1;
+            return Err(Rejected { retry_after });
         }
         self.enter(BreakerState::HalfOpen { probe_since: now });
         Ok(Permit {
@@ -201,11 +195,28 @@ impl CircuitBreaker {
 
     /// Whether [`try_acquire`](Self::try_acquire) at `now` would grant a permit; changes nothing.
     pub fn would_allow(&self, now: Instant) -> bool {
-        match self.state {
-            BreakerState::Closed { .. } => true,
-            BreakerState::Open { until } => now >= until,
-            BreakerState::HalfOpen { probe_since } => now >= add(probe_since, self.config.open_for),
-        }
+        self.retry_after(now).is_none()
+    }
+
+    /// How long a caller at `now` must wait before [`try_acquire`](Self::try_acquire) may grant
+    /// it a permit (the `retry_after` of `CircuitOpen`); `None` when it would grant one now.
+    /// Changes nothing.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use redis_keeper::policy::{BreakerConfig, CircuitBreaker};
+    /// let mut b = CircuitBreaker::new(BreakerConfig { failure_threshold: 1, open_for: Duration::from_secs(60) });
+    /// let t0 = Instant::now();
+    /// assert_eq!(b.retry_after(t0), None);
+    /// let p = b.try_acquire(t0).unwrap();
+    /// b.on_failure(t0, p);
+    /// assert_eq!(b.retry_after(t0 + Duration::from_secs(20)), Some(Duration::from_secs(40)));
+    /// assert_eq!(b.retry_after(t0 + Duration::from_secs(60)), None);
+    /// ```
+    pub fn retry_after(&self, now: Instant) -> Option<Duration> {
+        self.next_deadline()
+            .filter(|probe_from| now < *probe_from)
+            .map(|probe_from| probe_from - now)
     }
 
     /// Reports that the call made under `permit` succeeded (or got any reply from the server).

@@ -1,4 +1,5 @@
-//! Pure policy state machines: breaker, retry schedule, readiness, idle policy, health schedule.
+//! Pure policy state machines: breaker, retry schedule, readiness, idle policy, health schedule,
+//! and the grouping of connections lost together.
 //!
 //! Nothing in this module performs I/O, awaits, locks or reads a clock. Time comes in as an
 //! [`Instant`](std::time::Instant) argument and outcomes come in as values; decisions and the next
@@ -10,6 +11,7 @@ mod breaker;
 mod failure;
 mod health;
 mod idle;
+mod loss;
 mod readiness;
 mod retry;
 mod time;
@@ -20,6 +22,7 @@ pub use breaker::{
 pub use failure::FailureKind;
 pub use health::{HealthConfig, HealthSchedule, HealthState};
 pub use idle::{IdleConfig, IdleEntry, IdlePolicy};
+pub use loss::{LossConfig, LossGrouping, LossVerdict};
 pub use readiness::{
     ProbeOutcome, ProbeToken, Readiness, ReadinessAction, ReadinessConfig, ReadinessState,
 };
