@@ -71,6 +71,9 @@ pub enum Error {
         db: String,
         /// How many attempts were made.
         attempts: u32,
+        /// What the last attempt met, as the policies saw it (`ConnectTimeout` for a connect
+        /// or handshake that took too long).
+        kind: FailureKind,
         /// The last failure.
         #[source]
         source: redis::RedisError,
@@ -102,6 +105,20 @@ pub enum Error {
     /// A command failed: the server's error reply or a transport failure.
     #[error(transparent)]
     Redis(redis::RedisError),
+}
+
+/// Which wait ran out, for a timeout [`Error`] (as deadpool's `TimeoutType` names the phase).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TimeoutPhase {
+    /// Waiting for a free connection of the pool (`pool_wait_timeout`).
+    PoolWait,
+    /// Opening a connection: TCP connect, handshake and first PING (`socket_connect_timeout`).
+    Connect,
+    /// Waiting for a command's reply (`socket_timeout`, plus a blocking command's block time).
+    Response,
+    /// Waiting for the server to finish loading its dataset (`loading_timeout`).
+    Readiness,
 }
 
 /// Gives back the crate's own error from a [`redis::RedisError`] that a handle returned: the
@@ -152,14 +169,30 @@ impl Carried {
 }
 
 impl Error {
-    /// Whether the error is a timeout (pool wait, connect, response, readiness).
+    /// Whether the error is a timeout (pool wait, connect, response, readiness); see
+    /// [`Error::timeout_phase`] for which.
     pub fn is_timeout(&self) -> bool {
+        self.timeout_phase().is_some()
+    }
+
+    /// Which wait timed out, when the error is a timeout.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use redis_keeper::{Error, TimeoutPhase};
+    /// let e = Error::NotReady { db: "main".into(), waited: Duration::from_secs(60) };
+    /// assert_eq!(e.timeout_phase(), Some(TimeoutPhase::Readiness));
+    /// assert_eq!(Error::Closed.timeout_phase(), None);
+    /// ```
+    pub fn timeout_phase(&self) -> Option<TimeoutPhase> {
         match self {
-            Self::PoolTimeout { .. } | Self::NotReady { .. } => true,
-            Self::Connect { source, .. } | Self::Redis(source) => {
-                crate::classify::classify(source).is_timeout()
-            }
-            _ => false,
+            Self::PoolTimeout { .. } => Some(TimeoutPhase::PoolWait),
+            Self::NotReady { .. } => Some(TimeoutPhase::Readiness),
+            Self::Connect { kind, .. } => kind.is_timeout().then_some(TimeoutPhase::Connect),
+            Self::Redis(source) => crate::classify::classify(source)
+                .is_timeout()
+                .then_some(TimeoutPhase::Response),
+            _ => None,
         }
     }
 
@@ -181,9 +214,8 @@ impl Error {
     /// The failure kind, as the policies see it, when the error came from Redis or the network.
     pub fn failure_kind(&self) -> Option<FailureKind> {
         match self {
-            Self::Redis(source) | Self::Connect { source, .. } => {
-                Some(crate::classify::classify(source))
-            }
+            Self::Connect { kind, .. } => Some(*kind),
+            Self::Redis(source) => Some(crate::classify::classify(source)),
             Self::Auth { .. } => Some(FailureKind::Auth),
             Self::CircuitOpen { .. } => Some(FailureKind::CircuitOpen),
             Self::NotReady { .. } => Some(FailureKind::Loading),
@@ -218,10 +250,12 @@ impl Error {
             Self::Connect {
                 db,
                 attempts,
+                kind,
                 source,
             } => Self::Connect {
                 db: db.clone(),
                 attempts: *attempts,
+                kind: *kind,
                 source: source.clone(),
             },
             Self::NeedsExclusive { command } => Self::NeedsExclusive {

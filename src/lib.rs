@@ -59,7 +59,7 @@ pub use config::{ConfigError, DatabaseSettings, KeeperConfig, RedisDatabase, Ser
 #[cfg(any(feature = "tokio", feature = "smol"))]
 pub use connection::PooledConnection;
 #[cfg(any(feature = "tokio", feature = "smol"))]
-pub use error::Error;
+pub use error::{Error, TimeoutPhase};
 #[cfg(any(feature = "tokio", feature = "smol"))]
 pub use global::{
     get_redis_client, get_redis_client_blocking, global_keeper, init_global, init_global_with,

@@ -364,3 +364,38 @@ fn check_and_sweep_idle_are_one_call_each() {
     assert_eq!(w.keeper.sweep_idle(), 1, "the idle connection went stale");
     assert_eq!(w.keeper.pool_stats("main").unwrap().idle, 0);
 }
+
+#[test]
+fn a_timeout_names_its_phase_and_a_failed_connect_keeps_its_kind() {
+    use redis_keeper::policy::FailureKind;
+    use redis_keeper::TimeoutPhase;
+    let config = KeeperConfig::default().configure_all(|d| {
+        d.max_connections(1)
+            .shared_connections(1)
+            .retry_attempts(1)
+            .connect_timeout(Duration::from_secs(1))
+            .pool_wait_timeout(Duration::from_millis(500))
+    });
+    let w = world(11, config);
+    w.sim.block_on(async {
+        w.redis.stall(Duration::from_secs(10));
+        let e = w.keeper.get_exclusive("main").await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Connect {
+                    kind: FailureKind::ConnectTimeout,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(e.timeout_phase(), Some(TimeoutPhase::Connect));
+        assert_eq!(e.failure_kind(), Some(FailureKind::ConnectTimeout));
+        w.redis.heal();
+        let held = w.keeper.get_exclusive("main").await.unwrap();
+        let e = w.keeper.get_exclusive("main").await.unwrap_err();
+        assert_eq!(e.timeout_phase(), Some(TimeoutPhase::PoolWait), "{e:?}");
+        drop(held);
+    });
+}

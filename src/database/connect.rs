@@ -96,6 +96,7 @@ impl Database {
                             self.record_error(&Error::Connect {
                                 db: self.name.to_string(),
                                 attempts: schedule.attempts(),
+                                kind,
                                 source: err.clone(),
                             });
                             keeper_event!(self, INFO, error = %err, wait = ?at.saturating_duration_since(now), "connect failed; retrying");
@@ -105,6 +106,7 @@ impl Database {
                             let e = Error::Connect {
                                 db: self.name.to_string(),
                                 attempts,
+                                kind,
                                 source: err,
                             };
                             self.record_error(&e);

@@ -45,8 +45,10 @@ impl TokioClock {
 }
 
 impl Clock for TokioClock {
+    /// Tokio's time (`tokio::time::Instant::now`), so that `now` and `sleep_until` agree even
+    /// when tokio's clock is paused or advanced by hand (its `test-util` feature).
     fn now(&self) -> Instant {
-        Instant::now()
+        tokio::time::Instant::now().into_std()
     }
 
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<'static, ()> {
@@ -58,7 +60,7 @@ impl Clock for TokioClock {
     }
 
     fn block_until(&self, deadline: Instant) {
-        let now = Instant::now();
+        let now = self.now();
         if deadline > now {
             std::thread::sleep(deadline - now);
         }
@@ -184,4 +186,28 @@ pub(crate) fn runtime() -> Runtime {
         Arc::new(TokioSpawn::new(handle.clone())),
         Arc::new(TokioTransport::new(handle)),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn now_follows_tokios_clock_when_it_is_paused_and_advanced() {
+        let clock = TokioClock::current();
+        let t0 = clock.now();
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert!(
+            clock.now() - t0 >= Duration::from_secs(30),
+            "now moved with tokio's time"
+        );
+        let deadline = clock.now() + Duration::from_secs(60);
+        clock.sleep_until(deadline).await; // auto-advanced by the paused runtime
+        assert!(
+            clock.now() >= deadline,
+            "a sleep ends when now reaches its deadline"
+        );
+    }
 }
