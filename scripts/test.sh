@@ -22,11 +22,13 @@ cargo fmt --all -- --check
 step "clippy (all targets, all features)"
 cargo clippy --all-targets --all-features -- -D warnings
 
-step "tests: --no-default-features (policies, seams, config)"
-cargo test --no-default-features
+step "the library without the simulator: no features, and the default ones"
+cargo check --no-default-features --lib
+cargo check --lib
 
-step "tests: --no-default-features --features sim (simulator without a runtime)"
-cargo test --no-default-features --features sim
+# The crate's dev-dependency on itself turns `sim` on for every test build.
+step "tests: --no-default-features (policies, seams, config, the simulator without a runtime)"
+cargo test --no-default-features
 
 step "tests: tokio + sim"
 cargo test --no-default-features --features tokio,sim

@@ -81,6 +81,7 @@ impl Hasher for NameHasher {
 
 /// Health of every database, from [`Keeper::health`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct HealthReport {
     /// Per database name.
     pub databases: BTreeMap<String, HealthState>,

@@ -18,6 +18,7 @@ use crate::pool::PoolStats;
 /// assert_eq!(s.success_rate(), 100.0); // no operations yet
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct DatabaseStats {
     /// The database's name.
     pub name: String,
@@ -88,6 +89,7 @@ impl DatabaseStats {
 /// assert_eq!(s.success_rate(), 100.0);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct ManagerStats {
     /// Databases configured (aliases counted once per name).
     pub total_databases: usize,

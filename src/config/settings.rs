@@ -64,6 +64,7 @@ pub(crate) fn parse_log_level(text: &str) -> Result<LevelFilter, String> {
 /// Connection-establishment retry schedule: after failed attempt n wait
 /// `clamp(multiplier * 2^(n-1), min, max)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RetrySettings {
     /// Base of the exponential wait. YAML `retry_multiplier` (or seed `retry_delay`). Default: 2 s.
     pub multiplier: Duration,
@@ -81,6 +82,7 @@ pub struct RetrySettings {
 
 /// Circuit breaker thresholds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BreakerSettings {
     /// Consecutive failures that open the breaker, ≥ 1. YAML `breaker_failure_threshold`. Default: 5.
     pub failure_threshold: u32,
@@ -95,6 +97,7 @@ pub struct BreakerSettings {
 
 /// Readiness wait while the server answers `-LOADING`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ReadinessSettings {
     /// PING interval while loading, > 0. YAML `loading_poll_interval`. Default: 2 s.
     pub loading_poll_interval: Duration,
@@ -104,6 +107,7 @@ pub struct ReadinessSettings {
 
 /// Idle eviction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct IdleSettings {
     /// A connection idle longer than this is stale. YAML `idle_timeout`. Default: 300 s.
     pub idle_timeout: Duration,
@@ -132,6 +136,7 @@ pub struct IdleSettings {
 /// assert!(!format!("{main:?}").contains("s3cret"));
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct DatabaseSettings {
     /// The database's name, e.g. `main`.
     pub name: String,
@@ -178,6 +183,7 @@ pub struct DatabaseSettings {
 /// The outcome of [`KeeperConfig::resolve`](super::KeeperConfig::resolve): global settings and
 /// one [`DatabaseSettings`] per configured name (canonical names, YAML names, code names).
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct ResolvedConfig {
     /// Level filter for the keeper's own tracing events. YAML `log_level`. Default: `INFO`.
     pub log_level: LevelFilter,

@@ -12,6 +12,7 @@ use serde::Serialize;
 /// assert_eq!(s.in_use + s.idle, 0);
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct PoolStats {
     /// Connections opened over the pool's life.
     pub created: u64,
