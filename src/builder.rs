@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use crate::config::{EnvSource, KeeperConfig, ProcessEnv, ServiceRegistry};
 use crate::database::Database;
+use crate::error::Error;
+use crate::keeper::Keeper;
+use crate::rng::Rng;
 use crate::seams::{Clock, Runtime};
-use crate::{Error, Keeper, Rng};
 
 /// Builds a [`Keeper`] with non-default seams.
 ///
@@ -117,6 +119,19 @@ impl KeeperBuilder {
             "keeper ready"
         );
         Ok(Keeper::from_parts(databases, &runtime, self.background))
+    }
+}
+
+impl Keeper {
+    /// Builds a Keeper from `config` on the runtime it is called from (tokio inside a tokio
+    /// runtime, else smol), with the process environment and no service registry.
+    pub fn new(config: KeeperConfig) -> Result<Keeper, Error> {
+        KeeperBuilder::new(config).build()
+    }
+
+    /// A builder to choose the runtime, a service registry, a clock or a seed.
+    pub fn builder(config: KeeperConfig) -> KeeperBuilder {
+        KeeperBuilder::new(config)
     }
 }
 

@@ -8,9 +8,9 @@ use redis::aio::ConnectionLike;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 
 use crate::database::{BlockTime, CommandKind, Database, RedisConn};
+use crate::error::Error;
 use crate::pool::Lease;
 use crate::stats::DbCounters;
-use crate::Error;
 
 /// A connection to one named database. Dropping it returns it to its pool.
 ///

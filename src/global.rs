@@ -2,7 +2,11 @@
 
 use std::sync::OnceLock;
 
-use crate::{BlockingConnection, Error, Keeper, KeeperConfig, PooledConnection};
+use crate::blocking::BlockingConnection;
+use crate::config::KeeperConfig;
+use crate::connection::PooledConnection;
+use crate::error::Error;
+use crate::keeper::Keeper;
 
 static GLOBAL: OnceLock<Keeper> = OnceLock::new();
 

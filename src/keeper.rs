@@ -11,13 +11,12 @@ use std::time::Instant;
 use futures::future::AbortHandle;
 use serde::Serialize;
 
-use crate::config::KeeperConfig;
 use crate::connection::PooledConnection;
 use crate::database::{spawn_background, Database};
+use crate::error::Error;
 use crate::policy::HealthState;
 use crate::pool::PoolStats;
 use crate::stats::ManagerStats;
-use crate::{Error, KeeperBuilder};
 
 /// The manager of every named database. Cheap to clone (clones share everything).
 ///
@@ -95,17 +94,6 @@ impl HealthReport {
 }
 
 impl Keeper {
-    /// Builds a Keeper from `config` on the runtime it is called from (tokio inside a tokio
-    /// runtime, else smol), with the process environment and no service registry.
-    pub fn new(config: KeeperConfig) -> Result<Keeper, Error> {
-        KeeperBuilder::new(config).build()
-    }
-
-    /// A builder to choose the runtime, a service registry, a clock or a seed.
-    pub fn builder(config: KeeperConfig) -> KeeperBuilder {
-        KeeperBuilder::new(config)
-    }
-
     pub(crate) fn from_parts(
         databases: BTreeMap<String, Arc<Database>>,
         runtime: &crate::seams::Runtime,
@@ -434,7 +422,7 @@ macro_rules! shortcuts {
             $(
                 #[doc = concat!("A shared connection to the `", stringify!($name), "` database (`RedisDatabase::", stringify!($variant), "`).")]
                 pub async fn $name(&self) -> Result<PooledConnection, Error> {
-                    self.get(crate::RedisDatabase::$variant).await
+                    self.get(crate::config::RedisDatabase::$variant).await
                 }
             )*
         }

@@ -14,8 +14,10 @@ use std::sync::Arc;
 
 use redis::{Cmd, RedisResult, Value};
 
+use crate::connection::PooledConnection;
+use crate::error::Error;
+use crate::keeper::{HealthReport, Keeper};
 use crate::seams::{block_with, Block};
-use crate::{Error, HealthReport, Keeper, PooledConnection};
 
 /// Waits for `fut` with `blocker`, refusing inside an async executor.
 pub(crate) fn wait<F>(blocker: &dyn Block, fut: F) -> Result<F::Output, Error>

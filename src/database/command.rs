@@ -11,10 +11,10 @@ use super::block_time::BlockTime;
 use super::conn::Link;
 use super::Database;
 use crate::classify::classify;
+use crate::error::Error;
 use crate::policy::FailureKind;
 use crate::seams::timeout_at;
 use crate::stats::DbCounters;
-use crate::Error;
 
 /// A request: one command, or a packed pipeline with the replies to keep.
 #[derive(Clone, Copy)]

@@ -10,6 +10,7 @@ use redis::AsyncConnectionConfig;
 use super::driver::driver_task;
 use super::{Database, RedisConn};
 use crate::classify::classify;
+use crate::error::Error;
 use crate::policy::{
     FailureKind, ProbeOutcome, ReadinessAction, ReadinessState, RetryDecision, RetrySchedule,
 };
@@ -17,7 +18,6 @@ use crate::pool::{Checkout, Lease, Liveness, PoolError};
 use crate::pool::{Pick, SharedConn};
 use crate::seams::timeout_at;
 use crate::stats::DbCounters;
-use crate::Error;
 
 /// A failed network step: what the policies see, and the error itself.
 pub(crate) type Failure = (FailureKind, redis::RedisError);

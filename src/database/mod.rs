@@ -26,14 +26,15 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
 use crate::config::DatabaseSettings;
+use crate::error::Error;
 use crate::policy::{
     CircuitBreaker, HealthSchedule, HealthState, LossGrouping, LossVerdict, Permit, Readiness,
     Rejected, Transition,
 };
 use crate::pool::{Pool, SharedSlots};
+use crate::rng::Rng;
 use crate::seams::Runtime;
 use crate::stats::{DatabaseStats, DbCounters};
-use crate::{Error, Rng};
 
 pub(crate) use background::spawn_background;
 pub(crate) use block_time::BlockTime;

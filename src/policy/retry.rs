@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::time::add;
 use super::FailureKind;
-use crate::Rng;
+use crate::rng::Rng;
 
 /// How a retry delay is randomised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

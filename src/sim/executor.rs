@@ -13,8 +13,8 @@ use futures::future::BoxFuture;
 
 use super::block::{InSimGuard, Shared as BlockShared, SimBlock};
 use super::{SimClock, Trace};
+use crate::rng::Rng;
 use crate::seams::{Clock, Runtime, Spawn, Transport};
-use crate::Rng;
 
 /// The default bound on polls over a [`Sim`]'s life; see [`Sim::with_max_polls`].
 const DEFAULT_MAX_POLLS: u64 = 10_000_000;

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::Rng;
+use crate::rng::Rng;
 
 /// How long the server waits before each reply becomes readable.
 ///

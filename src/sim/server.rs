@@ -19,7 +19,7 @@ use super::faults::{Episode, FaultPlan, Faults, Latency, Restart};
 use super::keyspace::{Db, Value, DATABASES};
 use super::transport::{SimStream, SimTransport};
 use super::{SimClock, Trace};
-use crate::Rng;
+use crate::rng::Rng;
 use conn::{Conn, End, Read};
 
 /// A simulated Redis server: 16 keyspaces, connections with their session state, and faults.

@@ -5,7 +5,9 @@ use std::{collections::HashMap, sync::Arc};
 
 use super::{Sim, SimRedis};
 #[cfg(any(feature = "tokio", feature = "smol"))]
-use crate::{seams::Transport, KeeperBuilder, KeeperConfig};
+use crate::builder::KeeperBuilder;
+use crate::config::KeeperConfig;
+use crate::seams::Transport;
 
 impl Sim {
     /// A simulated Redis living in this world: on its clock, with a fresh stream of its random

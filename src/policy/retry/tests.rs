@@ -1,5 +1,5 @@
 use super::*;
-use crate::Rng;
+use crate::rng::Rng;
 use proptest::prelude::*;
 use FailureKind::*;
 

@@ -35,8 +35,12 @@ use futures::future::join_all;
 
 use super::{Fault, FaultPlan, Faults, Latency, Restart, Sim, SimClock, SimRedis, Trace};
 use crate::config::Jitter;
+use crate::config::KeeperConfig;
+use crate::error::Error;
+use crate::keeper::Keeper;
+use crate::policy::HealthState;
+use crate::rng::Rng;
 use crate::seams::{timeout_at, Clock};
-use crate::{Error, HealthState, Keeper, KeeperConfig, Rng};
 
 /// The canonical names a swarm draws its databases from.
 const NAMES: [&str; 4] = ["main", "cache", "jobs", "audit"];

@@ -10,8 +10,9 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use super::{draw_ms, ms, Failure, World};
+use crate::error::Error;
+use crate::rng::Rng;
 use crate::seams::Clock;
-use crate::{Error, Rng};
 
 /// The channel the swarm publishes on.
 const CHANNEL: &str = "swarm";

@@ -10,9 +10,9 @@ use futures::FutureExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use super::{cmd, connected, drain, send, server, After};
+use crate::rng::Rng;
 use crate::seams::{Endpoint, TcpOptions, Transport};
 use crate::sim::{Fault, FaultPlan, Faults, Latency, Restart, SimStream};
-use crate::Rng;
 
 const LOADING: &str = "-LOADING Redis is loading the dataset in memory\r\n";
 

@@ -5,9 +5,9 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::{drain, send, server, After};
+use crate::rng::Rng;
 use crate::sim::wire::{encode_request, reply_len};
 use crate::sim::{FaultPlan, SimStream};
-use crate::Rng;
 
 const WORDS: &[&str] = &[
     "GET",

@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::wire::encode_request;
 use super::{SimClock, SimRedis, SimStream, Trace};
-use crate::Rng;
+use crate::rng::Rng;
 
 /// What a stream did after the bytes readable now were drained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
