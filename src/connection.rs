@@ -226,6 +226,9 @@ impl Drop for PooledConnection {
             .live_handles
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         if let Handle::Exclusive(ex) = &mut self.handle {
+            if ex.lease.conn_mut().link.is_stale() {
+                ex.lease.discard(); // opened in an older backend epoch: never re-idled
+            }
             if !ex.session.is_clean() && !ex.lease.is_discarded() {
                 crate::database::keeper_event!(
                     self.db,

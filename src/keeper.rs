@@ -362,6 +362,14 @@ impl Keeper {
         self.inner.closed.load(Ordering::Acquire)
     }
 
+    /// Starts a new backend epoch for database `db`: every connection opened before is
+    /// replaced (idle ones closed, shared ones replaced, lent ones closed when returned). The
+    /// backend seam's hook for a changed resolution; exposed for tests and simulations.
+    #[doc(hidden)]
+    pub fn rebind(&self, db: impl AsRef<str>) -> Result<u64, Error> {
+        Ok(self.database(db.as_ref())?.rebind())
+    }
+
     /// Checks every pool's accounting invariants (for tests and simulations).
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), String> {

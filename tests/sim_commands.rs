@@ -399,3 +399,42 @@ fn a_timeout_names_its_phase_and_a_failed_connect_keeps_its_kind() {
         drop(held);
     });
 }
+
+#[test]
+fn connections_of_an_older_backend_epoch_are_never_handed_out_or_re_idled() {
+    let w = world(12, small());
+    w.sim.block_on(async {
+        let mut shared = w.keeper.get("main").await.unwrap();
+        let _: () = shared.set("k", 1).await.unwrap();
+        let mut lent = w.keeper.get_exclusive("main").await.unwrap();
+        drop(w.keeper.get_exclusive("main").await.unwrap()); // one idle connection
+        let before = w.keeper.pool_stats("main").unwrap();
+        assert_eq!((before.created, before.idle), (3, 1), "{before:?}");
+        assert_eq!(w.keeper.rebind("main").unwrap(), 1);
+        // The shared handle moves to a new connection; the idle one is not handed out.
+        let v: i64 = shared.get("k").await.unwrap();
+        assert_eq!(v, 1);
+        let mut fresh = w.keeper.get_exclusive("main").await.unwrap();
+        let _: () = redis::cmd("PING").query_async(&mut fresh).await.unwrap();
+        // The lent one still works for its holder, and is closed when it comes back.
+        let v: i64 = lent.get("k").await.unwrap();
+        assert_eq!(v, 1);
+        drop(lent);
+        drop(fresh);
+        let after = w.keeper.pool_stats("main").unwrap();
+        assert_eq!(
+            after.created, 5,
+            "a new shared and a new exclusive connection: {after:?}"
+        );
+        assert_eq!(
+            after.idle, 1,
+            "only the new epoch's connection is idle: {after:?}"
+        );
+    });
+    w.sim.run_for(Duration::from_secs(61)); // a sweep drops the broken shared one
+    assert_eq!(
+        w.redis.connected_clients(),
+        2,
+        "the new shared and the idle one"
+    );
+}

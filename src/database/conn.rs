@@ -1,7 +1,7 @@
 //! `RedisConn`: a redis-rs multiplexed connection and its [`Link`]: the driver task's flags, the
 //! response-timeout watchdog and the lost flag, shared by every clone.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -35,6 +35,9 @@ pub(crate) struct Link {
     driver: Arc<Driver>,
     /// When the connection was opened (the database's clock).
     opened_at: Instant,
+    /// The backend epoch it was opened in, and the database's current one.
+    epoch: u64,
+    current_epoch: Arc<AtomicU64>,
 }
 
 impl RedisConn {
@@ -44,12 +47,16 @@ impl RedisConn {
         inner: MultiplexedConnection,
         driver: Arc<Driver>,
         opened_at: Instant,
+        epoch: u64,
+        current_epoch: Arc<AtomicU64>,
     ) -> Self {
         let link = Link {
             watchdog: Arc::new(Watchdog::new(driver.clone())),
             lost: AtomicBool::new(false),
             driver,
             opened_at,
+            epoch,
+            current_epoch,
         };
         Self {
             inner,
@@ -92,6 +99,11 @@ impl Link {
     pub(crate) fn is_closed(&self) -> bool {
         self.driver.is_closed()
     }
+
+    /// Whether the connection was opened in an older backend epoch (see `backend`).
+    pub(crate) fn is_stale(&self) -> bool {
+        self.epoch < self.current_epoch.load(Ordering::Acquire)
+    }
 }
 
 impl Drop for Link {
@@ -103,9 +115,9 @@ impl Drop for Link {
 
 impl Liveness for RedisConn {
     /// Whether the driver task has ended (a connection the server closed — a kill, a restart,
-    /// a reset — while nobody was using it) or the watchdog timed the connection out. Such a
-    /// connection is never handed out again.
+    /// a reset — while nobody was using it), the watchdog timed the connection out, or it
+    /// belongs to an older backend epoch. Such a connection is never handed out again.
     fn is_closed(&self) -> bool {
-        self.link.is_closed()
+        self.link.is_closed() || self.link.is_stale()
     }
 }

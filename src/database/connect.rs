@@ -123,11 +123,12 @@ impl Database {
     async fn connect_once(&self, dial: &Dial) -> Result<(RedisConn, bool), Failure> {
         let clock = self.runtime.clock();
         let deadline = clock.now() + self.settings.connect_timeout;
+        let target = self.binding.resolve();
         let attempt = async {
             let stream = self
                 .runtime
                 .transport()
-                .connect(&self.settings.endpoint, &self.settings.tcp)
+                .connect(&target.endpoint, &self.settings.tcp)
                 .await
                 .map_err(|e| {
                     let e = redis::RedisError::from(e);
@@ -157,7 +158,13 @@ impl Database {
                 .map_err(|e| (classify(&e), e))?;
             let (task, driver) = driver_task(driver);
             self.runtime.spawner().spawn(Box::pin(task));
-            let conn = RedisConn::new(inner, driver, clock.now());
+            let conn = RedisConn::new(
+                inner,
+                driver,
+                clock.now(),
+                target.epoch,
+                self.binding.current(),
+            );
             self.track(&conn.link);
             match ping(&conn.inner).await {
                 Ok(()) => Ok((conn, false)),

@@ -10,6 +10,7 @@ macro_rules! keeper_event {
 }
 pub(crate) use keeper_event;
 
+mod backend;
 mod background;
 mod block_time;
 mod command;
@@ -77,6 +78,8 @@ pub(crate) struct Database {
     links: Mutex<Vec<Weak<conn::Link>>>,
     /// Notified when the database is closed (subscribers stop).
     closed_event: event_listener::Event,
+    /// What it connects to, and the epoch of the current resolution.
+    binding: backend::Binding,
 }
 
 impl Database {
@@ -89,6 +92,9 @@ impl Database {
         let now = runtime.clock().now();
         let policy = settings::PolicySettings::from(&settings);
         let conn_info = settings::connection_info(&settings);
+        let binding = backend::Binding::new(backend::Backend::Direct {
+            endpoint: settings.endpoint.clone(),
+        });
         Arc::new(Self {
             name: Arc::from(settings.name.as_str()),
             pool: Pool::new(
@@ -116,6 +122,7 @@ impl Database {
             closed: AtomicBool::new(false),
             links: Mutex::new(Vec::new()),
             closed_event: event_listener::Event::new(),
+            binding,
         })
     }
 
@@ -336,6 +343,20 @@ impl Database {
     /// keep working, and the rest closes with the last of them.
     pub(crate) fn release(&self) -> usize {
         self.pool.release_idle()
+    }
+
+    /// Starts a new backend epoch: every connection opened before is stale, so idle ones are
+    /// closed instead of handed out, shared ones replaced, lent ones closed when returned.
+    /// (The backend seam's hook for a changed resolution, such as a Sentinel failover.)
+    pub(crate) fn rebind(&self) -> u64 {
+        let epoch = self.binding.bump_epoch();
+        keeper_event!(
+            self,
+            INFO,
+            epoch,
+            "backend epoch changed; older connections are replaced"
+        );
+        epoch
     }
 
     /// Runs the idle sweep now (due or not); returns how many connections it closed.
