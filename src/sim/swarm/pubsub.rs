@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use super::{draw_ms, ms, Failure, World};
+use super::spec::{draw_ms, ms};
+use super::{Failure, World};
 use crate::error::Error;
 use crate::rng::Rng;
 use crate::seams::Clock;
