@@ -13,10 +13,7 @@ pub(crate) fn spawn_background(db: Arc<Database>) -> AbortHandle {
     let (task, handle) = abortable(async move {
         // Bounded by abort (close); each round sleeps to a strictly later deadline.
         loop {
-            let next = {
-                let p = db.policies();
-                p.health.next_deadline()
-            };
+            let next = db.admission.next_health_check();
             let sweep = db.pool.next_sweep();
             let next = next.map_or(sweep, |health| health.min(sweep));
             db.runtime.clock().sleep_until(next).await;
@@ -25,14 +22,13 @@ pub(crate) fn spawn_background(db: Arc<Database>) -> AbortHandle {
             if closed > 0 {
                 keeper_event!(db, INFO, closed, "idle sweep closed stale connections");
             }
-            let due = db.policies().health.due(now);
+            let due = db.admission.health_check_due(now);
             if due && db.in_use() {
                 db.health_check().await;
             } else if due {
                 // Nothing to check yet; keep the schedule moving.
-                let mut p = db.policies();
-                p.health.on_check_started(now);
-                p.health.on_check_finished(now);
+                db.admission.health_check_started(now);
+                db.admission.health_check_finished(now);
             }
         }
     });
@@ -55,7 +51,7 @@ impl Database {
     /// breaker is open, so an open breaker sees no network traffic.
     pub(crate) async fn health_check(self: &Arc<Self>) -> bool {
         let now = self.now();
-        self.policies().health.on_check_started(now);
+        self.admission.health_check_started(now);
         // Finishes the check on every path, cancellation included (a timed-out `health()`).
         let _finish = CheckFinished(self);
         DbCounters::bump(&self.counters.health_checks);
@@ -87,6 +83,6 @@ struct CheckFinished<'a>(&'a Database);
 impl Drop for CheckFinished<'_> {
     fn drop(&mut self) {
         let now = self.0.now();
-        self.0.policies().health.on_check_finished(now);
+        self.0.admission.health_check_finished(now);
     }
 }

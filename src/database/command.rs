@@ -65,7 +65,7 @@ impl Database {
             log_request(&self.name, req);
         }
         for _ in 0..=MAX_LOADING_RESENDS {
-            if self.is_loading() {
+            if self.admission.is_loading() {
                 // Boxed: the rare wait would otherwise size every command's future.
                 if let Err(e) = Box::pin(self.wait_ready(mc)).await {
                     // A probe that timed out or hit a dead socket leaves the connection unusable.
@@ -78,7 +78,7 @@ impl Database {
                     });
                 }
             }
-            let permit = self.breaker_permit().map_err(|e| self.failed(e))?;
+            let permit = self.admission.permit().map_err(|e| self.failed(e))?;
             let started = self.now();
             let result = match block {
                 BlockTime::None => self.send_watched(link, mc, req, started).await,
@@ -87,27 +87,27 @@ impl Database {
             let now = self.now();
             match result {
                 Ok(reply) if all_loading(&reply) => {
-                    self.breaker_report(permit, true);
-                    self.enter_loading();
+                    self.admission.report(permit, true);
+                    self.admission.enter_loading();
                 }
                 Ok(reply) => {
-                    self.breaker_report(permit, true);
+                    self.admission.report(permit, true);
                     let error_reply = is_error_reply(&reply);
                     self.counters
                         .record_reply(now.saturating_duration_since(started), error_reply);
                     if !error_reply {
-                        self.mark_ready();
+                        self.admission.mark_ready();
                     }
                     return Ok(reply);
                 }
                 Err(err) => {
                     let kind = classify(&err);
                     if kind == FailureKind::Loading {
-                        self.breaker_report(permit, true);
-                        self.enter_loading();
+                        self.admission.report(permit, true);
+                        self.admission.enter_loading();
                         continue;
                     }
-                    self.breaker_report_on(link, permit, !kind.trips_breaker());
+                    self.report_on(link, permit, !kind.trips_breaker());
                     if kind.poisons_connection() {
                         keeper_event!(self, WARN, error = %err, "connection failed; closing it");
                     }

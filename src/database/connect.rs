@@ -11,9 +11,7 @@ use super::driver::driver_task;
 use super::{Database, RedisConn};
 use crate::classify::classify;
 use crate::error::Error;
-use crate::policy::{
-    FailureKind, ProbeOutcome, ReadinessAction, ReadinessState, RetryDecision, RetrySchedule,
-};
+use crate::policy::{FailureKind, ProbeOutcome, ReadinessAction, RetryDecision, RetrySchedule};
 use crate::pool::{Checkout, Lease, Liveness, PoolError};
 use crate::pool::{Pick, SharedConn};
 use crate::seams::timeout_at;
@@ -54,24 +52,24 @@ impl Database {
         }
         let mut schedule = RetrySchedule::new(self.policy.retry.clone());
         loop {
-            let permit = self.breaker_permit()?;
+            let permit = self.admission.permit()?;
             match self.connect_once(dial).await {
                 Ok((conn, loading)) => {
-                    self.breaker_report(permit, true);
+                    self.admission.report(permit, true);
                     DbCounters::bump(&self.counters.created);
                     keeper_event!(self, DEBUG, "connection opened");
                     if loading {
-                        self.enter_loading();
+                        self.admission.enter_loading();
                         if dial.push.is_none() {
                             self.wait_ready(&conn.inner).await?;
                         }
                     } else {
-                        self.mark_ready();
+                        self.admission.mark_ready();
                     }
                     return Ok(conn);
                 }
                 Err((kind, err)) => {
-                    self.breaker_report(permit, !kind.trips_breaker());
+                    self.admission.report(permit, !kind.trips_breaker());
                     DbCounters::bump(&self.counters.connect_failed);
                     if kind == FailureKind::Auth {
                         let e = Error::Auth {
@@ -82,11 +80,7 @@ impl Database {
                         return Err(e);
                     }
                     let now = self.now();
-                    let decision = {
-                        let mut p = self.policies();
-                        let p = &mut *p;
-                        schedule.on_failure(now, kind, &mut p.rng)
-                    };
+                    let decision = self.admission.retry_decision(&mut schedule, now, kind);
                     match decision {
                         RetryDecision::RetryAt(at) => {
                             DbCounters::bump(&self.counters.retries);
@@ -178,68 +172,15 @@ impl Database {
         }
     }
 
-    /// Marks the start (or continuation) of a `LOADING` episode.
-    pub(crate) fn enter_loading(&self) {
-        let now = self.now();
-        let mut p = self.policies();
-        let was_ready = matches!(p.readiness.state(), ReadinessState::Ready);
-        p.readiness.on_loading(now);
-        drop(p);
-        if was_ready {
-            DbCounters::bump(&self.counters.loading_episodes);
-            keeper_event!(self, WARN, "server is loading its dataset; waiting");
-        }
-    }
-
-    /// Whether a `LOADING` episode is under way (callers wait before sending). An episode whose
-    /// deadline has passed is over (timed out), even if nobody polled it since: a caller arriving
-    /// later sends its command rather than failing at once with `NotReady`.
-    #[inline]
-    pub(crate) fn is_loading(&self) -> bool {
-        // Ready: ticking changes nothing, and no episode runs. No lock, no clock read.
-        !self.gate.view().ready() && self.is_loading_locked()
-    }
-
-    /// [`Database::is_loading`] when readiness is not known ready.
-    #[inline(never)]
-    fn is_loading_locked(&self) -> bool {
-        let now = self.now();
-        let mut p = self.policies();
-        p.readiness.tick(now);
-        matches!(p.readiness.state(), ReadinessState::Loading { .. })
-    }
-
-    /// A reply that was not `-LOADING` arrived: the server has its dataset. Ends a loading
-    /// episode or a timed-out one (so health leaves `Failed`) and wakes readiness waiters.
-    #[inline]
-    pub(crate) fn mark_ready(&self) {
-        if !self.gate.view().ready() {
-            self.mark_ready_locked();
-        }
-    }
-
-    /// [`Database::mark_ready`] when readiness is not known ready.
-    #[inline(never)]
-    fn mark_ready_locked(&self) {
-        let mut p = self.policies();
-        if matches!(p.readiness.state(), ReadinessState::Ready) {
-            return;
-        }
-        p.readiness.on_ready();
-        drop(p);
-        keeper_event!(self, INFO, "server answered: ready");
-        self.ready_changed.notify(usize::MAX);
-    }
-
     /// Waits until the server answers PING, probing on `conn` when it is this caller's turn
     /// (one probe in flight per database), or gives up with `NotReady` at the loading timeout.
     pub(crate) async fn wait_ready(&self, conn: &MultiplexedConnection) -> Result<(), Error> {
         let started = self.now();
         // Bounded: each round either probes, sleeps to a later deadline, or returns.
         for _ in 0..100_000 {
-            let listener = self.ready_changed.listen();
+            let listener = self.admission.ready_listener();
             let now = self.now();
-            let action = self.policies().readiness.poll(now);
+            let action = self.admission.readiness_poll(now);
             match action {
                 ReadinessAction::Ready => return Ok(()),
                 ReadinessAction::GiveUp => {
@@ -270,10 +211,7 @@ impl Database {
                         Err(_) => ProbeOutcome::Failed,
                     };
                     let now = self.now();
-                    self.policies()
-                        .readiness
-                        .on_probe_result(now, token, outcome);
-                    self.ready_changed.notify(usize::MAX);
+                    self.admission.probe_finished(now, token, outcome);
                     keeper_event!(self, DEBUG, ?outcome, "readiness probe");
                     if outcome == ProbeOutcome::Ready {
                         keeper_event!(self, INFO, "server finished loading");
@@ -299,7 +237,7 @@ impl Database {
     /// An idle connection that needs no validation, lent at once without waiting, while the
     /// breaker is closed; `None` when the full [`Database::checkout_exclusive`] path is needed.
     pub(crate) fn try_checkout_ready(&self) -> Option<Lease<RedisConn>> {
-        if !self.breaker_is_closed() {
+        if !self.admission.breaker_is_closed() {
             return None;
         }
         let now = self.now();
@@ -313,7 +251,7 @@ impl Database {
     pub(crate) async fn checkout_exclusive(&self) -> Result<Lease<RedisConn>, Error> {
         // One clock read serves admission, the deadline, staleness and the checkout check.
         let mut now = self.now();
-        self.ensure_admitted_at(now)?;
+        self.admission.ensure_admitted_at(now)?;
         let deadline = now + self.settings.pool_wait_timeout;
         // Bounded: each round consumes an idle connection or ends.
         for round in 0..10_000 {
@@ -389,25 +327,10 @@ impl Database {
 
     /// Fails at once with `CircuitOpen` when the breaker would reject a network call now.
     pub(crate) fn ensure_admitted(&self) -> Result<(), Error> {
-        if self.breaker_is_closed() {
+        if self.admission.breaker_is_closed() {
             return Ok(());
         }
-        self.ensure_admitted_at(self.now())
-    }
-
-    /// [`Database::ensure_admitted`] with the time already read.
-    pub(crate) fn ensure_admitted_at(&self, now: std::time::Instant) -> Result<(), Error> {
-        if self.breaker_is_closed() {
-            return Ok(());
-        }
-        let Some(retry_after) = self.policies().breaker.retry_after(now) else {
-            return Ok(());
-        };
-        DbCounters::bump(&self.counters.rejected);
-        Err(Error::CircuitOpen {
-            db: self.name.to_string(),
-            retry_after,
-        })
+        self.admission.ensure_admitted_at(self.now())
     }
 
     fn pool_error(&self, e: PoolError) -> Error {
@@ -424,7 +347,7 @@ impl Database {
 
     /// PINGs a connection through the breaker; used for idle validation and health checks.
     pub(crate) async fn validate(&self, conn: &RedisConn) -> Result<(), Error> {
-        let permit = self.breaker_permit()?;
+        let permit = self.admission.permit()?;
         let result = timeout_at(
             &**self.runtime.clock(),
             self.now() + self.settings.response_timeout,
@@ -439,17 +362,17 @@ impl Database {
         });
         match result {
             Ok(()) => {
-                self.breaker_report(permit, true);
+                self.admission.report(permit, true);
                 // A health check or checkout validation may be what first sees the server
                 // ready again, e.g. when it met `LOADING` with no command waiting: without
                 // this the episode would stay open and later time out into `NotReady`.
-                self.mark_ready();
+                self.admission.mark_ready();
                 Ok(())
             }
             Err((kind, err)) => {
-                self.breaker_report_on(&conn.link, permit, !kind.trips_breaker());
+                self.report_on(&conn.link, permit, !kind.trips_breaker());
                 if kind == FailureKind::Loading {
-                    self.enter_loading();
+                    self.admission.enter_loading();
                 }
                 Err(Error::Redis(err))
             }

@@ -10,6 +10,7 @@ macro_rules! keeper_event {
 }
 pub(crate) use keeper_event;
 
+mod admission;
 mod backend;
 mod background;
 mod block_time;
@@ -21,17 +22,13 @@ mod gate;
 mod settings;
 mod watchdog;
 
-use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use crate::config::DatabaseSettings;
 use crate::error::Error;
-use crate::policy::{
-    CircuitBreaker, HealthSchedule, HealthState, LossGrouping, LossVerdict, Permit, Readiness,
-    Rejected, Transition,
-};
+use crate::policy::HealthState;
 use crate::pool::{Pool, SharedSlots};
 use crate::rng::Rng;
 use crate::seams::Runtime;
@@ -43,16 +40,6 @@ pub(crate) use command::{CommandKind, Reply};
 pub(crate) use conn::RedisConn;
 pub(crate) use connect::{Dial, OnPush};
 
-/// The policies of one database, behind one short-held lock.
-struct Policies {
-    breaker: CircuitBreaker,
-    readiness: Readiness,
-    health: HealthSchedule,
-    rng: Rng,
-    /// Groups connections lost together into one breaker failure.
-    losses: LossGrouping,
-}
-
 /// One configured database.
 pub(crate) struct Database {
     name: Arc<str>,
@@ -60,16 +47,11 @@ pub(crate) struct Database {
     runtime: Runtime,
     conn_info: redis::RedisConnectionInfo,
     policy: settings::PolicySettings,
-    policies: Mutex<Policies>,
+    /// Breaker, readiness, loss grouping, health schedule: the only holder of their lock.
+    admission: admission::Admission,
     pool: Pool<RedisConn>,
     pub(crate) shared: SharedSlots<RedisConn, Error>,
-    counters: DbCounters,
-    /// The policies' lock-free summary, republished whenever the policies lock is released: a
-    /// healthy database admits commands, takes their success reports and answers "not loading"
-    /// without taking the lock.
-    gate: gate::Gate,
-    /// Notified whenever a readiness probe finishes, so waiters re-check at once.
-    ready_changed: event_listener::Event,
+    counters: Arc<DbCounters>,
     started: Instant,
     log_level: tracing::level_filters::LevelFilter,
     /// Set by [`Database::close`]: no new command starts.
@@ -95,25 +77,26 @@ impl Database {
         let binding = backend::Binding::new(backend::Backend::Direct {
             endpoint: settings.endpoint.clone(),
         });
+        let name: Arc<str> = Arc::from(settings.name.as_str());
+        let counters = Arc::new(DbCounters::default());
         Arc::new(Self {
-            name: Arc::from(settings.name.as_str()),
+            name: name.clone(),
             pool: Pool::new(
                 runtime.clock().clone(),
                 settings.max_connections as usize,
                 policy.idle.clone(),
             ),
             shared: SharedSlots::new(settings.shared_connections as usize),
-            policies: Mutex::new(Policies {
-                breaker: CircuitBreaker::new(policy.breaker.clone()),
-                readiness: Readiness::new(policy.readiness.clone()),
-                health: HealthSchedule::new(policy.health.clone(), now),
+            admission: admission::Admission::new(
+                name.clone(),
+                log_level,
+                runtime.clock().clone(),
+                counters.clone(),
+                &policy,
                 rng,
-                losses: LossGrouping::new(policy.loss),
-            }),
+            ),
             policy,
-            counters: DbCounters::default(),
-            gate: gate::Gate::new(),
-            ready_changed: event_listener::Event::new(),
+            counters,
             conn_info,
             settings,
             runtime,
@@ -154,121 +137,16 @@ impl Database {
         self.closed_event.listen()
     }
 
-    /// Locks the policies; the lock-free summary is republished when the guard is dropped, so
-    /// every change made through it is published before the lock is released.
-    fn policies(&self) -> PoliciesGuard<'_> {
-        PoliciesGuard {
-            guard: self.policies.lock().unwrap_or_else(|e| e.into_inner()),
-            gate: &self.gate,
-        }
-    }
-
-    /// Asks the breaker for permission to touch the network. While the breaker is closed this
-    /// takes no lock: a closed breaker grants the permit of its generation and changes nothing.
-    #[inline]
-    pub(crate) fn breaker_permit(&self) -> Result<Permit, Error> {
-        match self.gate.view().closed_permit() {
-            Some(permit) => Ok(permit),
-            None => self.breaker_permit_locked(),
-        }
-    }
-
-    /// [`Database::breaker_permit`] when the breaker is not known closed.
-    #[inline(never)]
-    fn breaker_permit_locked(&self) -> Result<Permit, Error> {
-        let now = self.now();
-        let result = self.policies().breaker.try_acquire(now);
-        if let Ok(permit) = &result {
-            if permit.is_probe() {
-                keeper_event!(self, WARN, "circuit breaker half-open: sending one probe");
-            }
-        }
-        result.map_err(|Rejected { retry_after, .. }| {
-            DbCounters::bump(&self.counters.rejected);
-            Error::CircuitOpen {
-                db: self.name.to_string(),
-                retry_after,
-            }
-        })
-    }
-
-    /// Reports a network outcome to the breaker: `Ok` for any reply, `Err` for a transport failure.
-    /// A success on a closed breaker with no failure counted changes nothing, so it takes no lock.
-    #[inline]
-    pub(crate) fn breaker_report(&self, permit: Permit, transport_ok: bool) {
-        if !(transport_ok && self.gate.view().success_is_noop()) {
-            self.breaker_report_locked(permit, transport_ok);
-        }
-    }
-
-    /// [`Database::breaker_report`] when the report may change the breaker.
-    #[inline(never)]
-    fn breaker_report_locked(&self, permit: Permit, transport_ok: bool) {
-        let now = self.now();
-        let transition = {
-            let mut p = self.policies();
-            if transport_ok {
-                p.breaker.on_success(now, permit)
-            } else {
-                p.breaker.on_failure(now, permit)
-            }
-        };
-        if let Some(t) = transition {
-            self.log_breaker(t);
-        }
-    }
-
-    /// Whether the breaker was closed at its last change (then every call is admitted).
-    pub(crate) fn breaker_is_closed(&self) -> bool {
-        self.gate.view().breaker_closed()
-    }
-
-    /// Reports the outcome of a call made on `conn` to the breaker. A lost connection counts as
-    /// one failure, and connections lost together as one (a probe's failure always counts):
-    ///
-    /// * only the first transport failure on a connection counts: when a multiplexed connection
-    ///   dies, every command in flight on it fails at once;
-    /// * a connection that was already open when another one's loss was counted, and is lost
-    ///   within `breaker_loss_window` (default: the response timeout) of it, went down in the
-    ///   same event (a `CLIENT KILL`, a restart, a freeze): it does not count again
-    ///   ([`LossGrouping`]).
-    ///
-    /// Else one reset of a pool with more connections than the breaker threshold would open the
-    /// breaker while the server is fine. Failed connects, which follow a real outage, count each.
-    pub(crate) fn breaker_report_on(&self, conn: &conn::Link, permit: Permit, transport_ok: bool) {
-        if transport_ok || permit.is_probe() {
-            self.breaker_report(permit, transport_ok);
-        } else if !conn.mark_lost() {
-            tracing::debug!(db = %self.name, "another failure on a connection already lost; not counted");
-        } else if self.lost_together(conn) {
-            tracing::debug!(db = %self.name, "connection lost together with another; not counted");
-        } else {
-            self.breaker_report(permit, false);
-        }
-    }
-
-    /// Whether `conn`, just lost, went down with the last connection loss counted against the
-    /// breaker ([`LossGrouping`]); if not, its loss becomes the last counted.
-    fn lost_together(&self, conn: &conn::Link) -> bool {
-        let now = self.now();
-        self.policies().losses.on_loss(now, conn.opened_at()) == LossVerdict::SameEvent
-    }
-
-    fn log_breaker(&self, t: Transition) {
-        use crate::policy::BreakerStateKind;
-        if t.to == BreakerStateKind::Open && t.from == BreakerStateKind::Closed {
-            DbCounters::bump(&self.counters.trips);
-        }
-        if t.to == BreakerStateKind::Open && t.from == BreakerStateKind::HalfOpen {
-            DbCounters::bump(&self.counters.reopens);
-        }
-        keeper_event!(self, WARN, from = ?t.from, to = ?t.to, "circuit breaker transition");
-    }
-
     /// The database's health now.
     pub(crate) fn health(&self) -> HealthState {
-        let p = self.policies();
-        HealthState::assess(&p.breaker.state(), &p.readiness.state())
+        self.admission.health()
+    }
+
+    /// Reports the outcome of a call made on `link`'s connection (see
+    /// [`admission::Admission::report_on_connection`]: connections lost together count once).
+    pub(crate) fn report_on(&self, link: &conn::Link, permit: crate::policy::Permit, ok: bool) {
+        self.admission
+            .report_on_connection(permit, ok, link.opened_at(), || link.mark_lost());
     }
 
     pub(crate) fn stats(&self) -> DatabaseStats {
@@ -367,34 +245,6 @@ impl Database {
     /// Checks the pool's accounting invariants (tests, simulator).
     pub(crate) fn check_invariants(&self) -> Result<(), String> {
         self.pool.check_invariants()
-    }
-}
-
-/// The locked policies; dropping it republishes the [`gate::Gate`] before unlocking.
-struct PoliciesGuard<'a> {
-    guard: MutexGuard<'a, Policies>,
-    gate: &'a gate::Gate,
-}
-
-impl Deref for PoliciesGuard<'_> {
-    type Target = Policies;
-
-    fn deref(&self) -> &Policies {
-        &self.guard
-    }
-}
-
-impl DerefMut for PoliciesGuard<'_> {
-    fn deref_mut(&mut self) -> &mut Policies {
-        &mut self.guard
-    }
-}
-
-impl Drop for PoliciesGuard<'_> {
-    fn drop(&mut self) {
-        // Runs before the field `guard` is dropped: the lock is still held.
-        self.gate
-            .publish(&self.guard.breaker, &self.guard.readiness);
     }
 }
 
