@@ -14,9 +14,10 @@ mod admission;
 mod backend;
 mod background;
 mod block_time;
+mod checkout;
 mod command;
 mod conn;
-mod connect;
+mod connector;
 mod driver;
 mod gate;
 mod settings;
@@ -38,7 +39,7 @@ pub(crate) use background::spawn_background;
 pub(crate) use block_time::BlockTime;
 pub(crate) use command::{CommandKind, Reply};
 pub(crate) use conn::RedisConn;
-pub(crate) use connect::{Dial, OnPush};
+pub(crate) use connector::{Dial, OnPush};
 
 /// One configured database.
 pub(crate) struct Database {
