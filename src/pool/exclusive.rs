@@ -10,7 +10,14 @@ use std::time::{Duration, Instant};
 
 use futures::channel::oneshot;
 
-use super::lease::{ConnMeta, ConnectPermit, Lease};
+use super::lease::{self, ConnMeta, Home};
+
+/// A connection lent by the exclusive pool.
+pub(crate) type Lease<C> = lease::Lease<C, Inner<C>>;
+/// The right to open one connection of the exclusive pool.
+pub(crate) type ConnectPermit<C> = lease::ConnectPermit<C, Inner<C>>;
+/// A pool connection held by a shared slot.
+pub(crate) type SharedLease<C> = lease::SharedLease<C, Inner<C>>;
 use super::stats::{PoolCounters, PoolStats};
 use crate::policy::{IdleConfig, IdleEntry, IdlePolicy};
 use crate::seams::{timeout_at, Clock};
@@ -364,6 +371,7 @@ impl<C: Send + 'static> Inner<C> {
                 state.connecting += 1;
                 PoolCounters::bump(&self.counters.misses);
                 Ok(Checkout::Connect(ConnectPermit {
+                    _conn: std::marker::PhantomData,
                     pool: Some(self.clone()),
                 }))
             } else {
@@ -384,7 +392,7 @@ impl<C: Send + 'static> Inner<C> {
     }
 
     /// A lease ended: re-idle the connection (or hand it to a waiter), or close it.
-    pub(super) fn give_back(self: &Arc<Self>, conn: C, mut meta: ConnMeta, discard: bool) {
+    fn give_back_inner(self: &Arc<Self>, conn: C, mut meta: ConnMeta, discard: bool) {
         let now = self.clock.now();
         let mut to_close = None;
         let handoff = {
@@ -430,7 +438,7 @@ impl<C: Send + 'static> Inner<C> {
     }
 
     /// A connect permit was dropped without a connection.
-    pub(super) fn connect_abandoned(self: &Arc<Self>) {
+    fn connect_abandoned_inner(self: &Arc<Self>) {
         let handoff = {
             let mut state = self.lock();
             state.connecting -= 1;
@@ -440,7 +448,7 @@ impl<C: Send + 'static> Inner<C> {
     }
 
     /// A connect permit turned into a connection.
-    pub(super) fn connected(&self) -> ConnMeta {
+    fn connected_inner(&self) -> ConnMeta {
         let now = self.clock.now();
         let mut state = self.lock();
         state.connecting -= 1;
@@ -454,13 +462,13 @@ impl<C: Send + 'static> Inner<C> {
         }
     }
 
-    pub(super) fn lent_to_shared(&self) {
+    fn lent_to_shared_inner(&self) {
         let mut state = self.lock();
         state.lent -= 1;
         state.shared += 1;
     }
 
-    pub(super) fn shared_closed(self: &Arc<Self>) {
+    fn shared_closed_inner(self: &Arc<Self>) {
         PoolCounters::bump(&self.counters.closed);
         let handoff = {
             let mut state = self.lock();
@@ -481,6 +489,7 @@ impl<C: Send + 'static> Inner<C> {
                 Handoff::Send(
                     waiter.tx,
                     Grant::Connect(ConnectPermit {
+                        _conn: std::marker::PhantomData,
                         pool: Some(self.clone()),
                     }),
                 )
@@ -505,6 +514,28 @@ fn pop_live_waiter<C: Send + 'static>(state: &mut State<C>) -> Option<Waiter<C>>
 }
 
 /// Removes a waiter from the queue however its wait ends (served, timed out, cancelled).
+impl<C: Send + 'static> Home<C> for Inner<C> {
+    fn give_back(self: &Arc<Self>, conn: C, meta: ConnMeta, discard: bool) {
+        self.give_back_inner(conn, meta, discard);
+    }
+
+    fn lent_to_shared(&self) {
+        self.lent_to_shared_inner();
+    }
+
+    fn shared_closed(self: &Arc<Self>) {
+        self.shared_closed_inner();
+    }
+
+    fn connected(&self) -> ConnMeta {
+        self.connected_inner()
+    }
+
+    fn connect_abandoned(self: &Arc<Self>) {
+        self.connect_abandoned_inner();
+    }
+}
+
 struct WaiterGuard<'a, C: Send + 'static> {
     pool: &'a Arc<Inner<C>>,
     id: u64,

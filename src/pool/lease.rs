@@ -5,7 +5,20 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::exclusive::Inner;
+/// Where leased capacity goes back to: the pool's shared state (implemented by the exclusive
+/// pool; a trait here so this file does not depend on the pool's).
+pub(crate) trait Home<C>: Send + Sync + 'static {
+    /// A lent connection came back; `discard` closes it instead of re-idling it.
+    fn give_back(self: &Arc<Self>, conn: C, meta: ConnMeta, discard: bool);
+    /// A lent connection now serves a shared slot (still counted in the limit).
+    fn lent_to_shared(&self);
+    /// A shared slot's connection was closed: its capacity is free.
+    fn shared_closed(self: &Arc<Self>);
+    /// A connect permit became a connection: its identity and timestamps.
+    fn connected(&self) -> ConnMeta;
+    /// A connect permit was dropped unused: its capacity is free.
+    fn connect_abandoned(self: &Arc<Self>);
+}
 
 /// Identity and timestamps of one pooled connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,14 +30,14 @@ pub(crate) struct ConnMeta {
 
 /// A connection lent to one holder. Dropping it returns the connection to the pool, or closes it
 /// when it was marked with [`Lease::discard`].
-pub(crate) struct Lease<C: Send + 'static> {
+pub(crate) struct Lease<C: Send + 'static, H: Home<C>> {
     pub(super) conn: Option<C>,
     pub(super) meta: ConnMeta,
-    pub(super) pool: Arc<Inner<C>>,
+    pub(super) pool: Arc<H>,
     pub(super) discard: bool,
 }
 
-impl<C: Send + 'static> Lease<C> {
+impl<C: Send + 'static, H: Home<C>> Lease<C, H> {
     pub(crate) fn conn_mut(&mut self) -> &mut C {
         self.conn
             .as_mut()
@@ -46,7 +59,7 @@ impl<C: Send + 'static> Lease<C> {
     }
 
     /// Moves the connection from "lent" to "held by a shared slot" (still counted in the limit).
-    pub(crate) fn into_shared(mut self) -> SharedLease<C> {
+    pub(crate) fn into_shared(mut self) -> SharedLease<C, H> {
         let conn = self
             .conn
             .take()
@@ -59,7 +72,7 @@ impl<C: Send + 'static> Lease<C> {
     }
 }
 
-impl<C: Send + 'static> Drop for Lease<C> {
+impl<C: Send + 'static, H: Home<C>> Drop for Lease<C, H> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
             self.pool.give_back(conn, self.meta, self.discard);
@@ -67,25 +80,25 @@ impl<C: Send + 'static> Drop for Lease<C> {
     }
 }
 
-impl<C: Send + 'static> std::fmt::Debug for Lease<C> {
+impl<C: Send + 'static, H: Home<C>> std::fmt::Debug for Lease<C, H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Lease").field("id", &self.meta.id).finish()
     }
 }
 
 /// A connection held by a shared slot. Dropping it closes the connection and frees its capacity.
-pub(crate) struct SharedLease<C: Send + 'static> {
+pub(crate) struct SharedLease<C: Send + 'static, H: Home<C>> {
     conn: C,
-    pool: Arc<Inner<C>>,
+    pool: Arc<H>,
 }
 
-impl<C: Send + 'static> SharedLease<C> {
+impl<C: Send + 'static, H: Home<C>> SharedLease<C, H> {
     pub(crate) fn conn(&self) -> &C {
         &self.conn
     }
 }
 
-impl<C: Send + 'static> Drop for SharedLease<C> {
+impl<C: Send + 'static, H: Home<C>> Drop for SharedLease<C, H> {
     fn drop(&mut self) {
         self.pool.shared_closed();
     }
@@ -93,13 +106,14 @@ impl<C: Send + 'static> Drop for SharedLease<C> {
 
 /// The right to open one connection, counted as "connecting" in the pool's limit. Turn it into a
 /// [`Lease`] with the new connection, or drop it when opening failed.
-pub(crate) struct ConnectPermit<C: Send + 'static> {
-    pub(super) pool: Option<Arc<Inner<C>>>,
+pub(crate) struct ConnectPermit<C: Send + 'static, H: Home<C>> {
+    pub(super) pool: Option<Arc<H>>,
+    pub(super) _conn: std::marker::PhantomData<fn() -> C>,
 }
 
-impl<C: Send + 'static> ConnectPermit<C> {
+impl<C: Send + 'static, H: Home<C>> ConnectPermit<C, H> {
     /// Registers the freshly opened connection as lent to the permit's holder.
-    pub(crate) fn into_lease(mut self, conn: C) -> Lease<C> {
+    pub(crate) fn into_lease(mut self, conn: C) -> Lease<C, H> {
         let pool = self.pool.take().expect("a permit is used once");
         let meta = pool.connected();
         Lease {
@@ -111,7 +125,7 @@ impl<C: Send + 'static> ConnectPermit<C> {
     }
 }
 
-impl<C: Send + 'static> Drop for ConnectPermit<C> {
+impl<C: Send + 'static, H: Home<C>> Drop for ConnectPermit<C, H> {
     fn drop(&mut self) {
         if let Some(pool) = self.pool.take() {
             pool.connect_abandoned();
@@ -119,7 +133,7 @@ impl<C: Send + 'static> Drop for ConnectPermit<C> {
     }
 }
 
-impl<C: Send + 'static> std::fmt::Debug for ConnectPermit<C> {
+impl<C: Send + 'static, H: Home<C>> std::fmt::Debug for ConnectPermit<C, H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ConnectPermit")
     }

@@ -8,8 +8,7 @@ mod stats;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use exclusive::{Checkout, Pool, PoolError};
-pub(crate) use lease::Lease;
+pub(crate) use exclusive::{Checkout, Lease, Pool, PoolError};
 pub(crate) use shared::{Pick, SharedConn, SharedSlots};
 pub use stats::PoolStats;
 

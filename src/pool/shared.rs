@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 
 use futures::future::{BoxFuture, FutureExt, Shared};
 
-use super::lease::SharedLease;
+use super::exclusive::SharedLease;
 use super::Liveness;
 
 /// A slot's connect in flight, awaited by every caller that needs it.

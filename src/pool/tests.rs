@@ -18,7 +18,7 @@ use proptest_state_machine::{prop_state_machine, ReferenceStateMachine, StateMac
 
 use super::{Checkout, Lease, Pool, PoolError};
 use crate::policy::IdleConfig;
-use crate::pool::lease::ConnectPermit;
+use crate::pool::exclusive::ConnectPermit;
 use crate::seams::Clock;
 
 /// A clock that moves only when told; its sleeps are ready once it has passed their deadline.
