@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Instant;
 
-use super::commands::{arity_error, int_arg, Res, WRONGTYPE};
+use super::args::{arity_error, int_arg, Res, WRONGTYPE};
 use super::keyspace::{Db, Value};
 use super::resp::{parse_i64, Reply};
 

@@ -5,26 +5,13 @@
 //! [`collections`](super::collections); connection-state commands (SELECT, AUTH, MULTI, …) are
 //! run by the server itself, which owns the per-connection state.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+pub(crate) use super::args::{arity_error, deadline, int_arg, is, DataFn, Res, SYNTAX};
 use super::collections as coll;
 use super::keyspace::{glob_match, Db};
-use super::resp::{parse_i64, Reply};
+use super::resp::Reply;
 use super::strings as st;
-
-/// The result of a data command: the reply, success or error alike (`Err` lets `?` return early).
-pub(crate) type Res = Result<Reply, Reply>;
-
-/// A command that only needs the selected keyspace and the time.
-pub(crate) type DataFn = fn(&mut Db, Instant, &[Vec<u8>]) -> Res;
-
-/// `WRONGTYPE` error text.
-pub(crate) const WRONGTYPE: &str =
-    "WRONGTYPE Operation against a key holding the wrong kind of value";
-/// The error text for an argument that should be an integer.
-pub(crate) const NOT_INT: &str = "ERR value is not an integer or out of range";
-/// The generic syntax error text.
-pub(crate) const SYNTAX: &str = "ERR syntax error";
 
 /// Commands the server runs against the connection's own state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,28 +165,6 @@ pub(crate) fn arity_ok(spec: &Spec, argc: usize) -> bool {
     } else {
         argc >= -arity
     }
-}
-
-/// `-ERR wrong number of arguments for '<name>' command`.
-pub(crate) fn arity_error(name: &str) -> Reply {
-    Reply::err(format!(
-        "ERR wrong number of arguments for '{name}' command"
-    ))
-}
-
-/// Parses an integer argument, or the Redis error for it.
-pub(crate) fn int_arg(arg: &[u8]) -> Result<i64, Reply> {
-    parse_i64(arg).ok_or_else(|| Reply::err(NOT_INT))
-}
-
-/// `now + ms`, or `None` when that is not a representable instant.
-pub(crate) fn deadline(now: Instant, ms: i64) -> Option<Instant> {
-    now.checked_add(Duration::from_millis(u64::try_from(ms).ok()?))
-}
-
-/// Whether two arguments are equal ignoring ASCII case (option names).
-pub(crate) fn is(arg: &[u8], word: &str) -> bool {
-    arg.eq_ignore_ascii_case(word.as_bytes())
 }
 
 fn del(db: &mut Db, now: Instant, args: &[Vec<u8>]) -> Res {

@@ -5,6 +5,7 @@
 //! scenarios on a single-threaded executor that jumps virtual time to the next deadline, so a
 //! 60-second LOADING episode finishes in milliseconds and the same seed gives the same trace.
 
+mod args;
 mod block;
 mod clock;
 mod collections;

@@ -17,7 +17,6 @@ use tokio::io::ReadBuf;
 
 use super::faults::{Episode, FaultPlan, Faults, Latency, Restart};
 use super::keyspace::{Db, Value, DATABASES};
-use super::transport::{SimStream, SimTransport};
 use super::{SimClock, Trace};
 use crate::rng::Rng;
 use conn::{Conn, End, Read};
@@ -128,21 +127,9 @@ impl SimRedis {
         }
     }
 
-    /// A [`Transport`](crate::seams::Transport) whose connections reach this server (the
-    /// endpoint's address is only recorded in the trace).
-    pub fn transport(&self) -> SimTransport {
-        SimTransport::new(self.clone())
-    }
-
-    /// Opens a connection directly (what the transport does), or fails with
-    /// `ConnectionRefused` while the server refuses connections.
-    pub fn connect(&self) -> io::Result<SimStream> {
-        self.connect_from("sim")
-    }
-
-    pub(super) fn connect_from(&self, peer: &str) -> io::Result<SimStream> {
-        let id = self.with(|st| st.accept(peer))?;
-        Ok(SimStream::new(self.clone(), id))
+    /// Accepts a connection from `peer` (the transport's side of a connect): its id.
+    pub(super) fn accept_from(&self, peer: &str) -> io::Result<u64> {
+        self.with(|st| st.accept(peer))
     }
 
     /// The server's clock.

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use super::commands::{arity_error, deadline, int_arg, is, Res, NOT_INT, SYNTAX, WRONGTYPE};
+use super::args::{arity_error, deadline, int_arg, is, Res, NOT_INT, SYNTAX, WRONGTYPE};
 use super::keyspace::{Db, Value};
 use super::resp::{parse_i64, Reply};
 

@@ -92,6 +92,25 @@ impl fmt::Debug for SimStream {
     }
 }
 
+impl SimRedis {
+    /// A [`Transport`](crate::seams::Transport) whose connections reach this server (the
+    /// endpoint's address is only recorded in the trace).
+    pub fn transport(&self) -> SimTransport {
+        SimTransport::new(self.clone())
+    }
+
+    /// Opens a connection directly (what the transport does), or fails with
+    /// `ConnectionRefused` while the server refuses connections.
+    pub fn connect(&self) -> io::Result<SimStream> {
+        self.connect_from("sim")
+    }
+
+    pub(super) fn connect_from(&self, peer: &str) -> io::Result<SimStream> {
+        let id = self.accept_from(peer)?;
+        Ok(SimStream::new(self.clone(), id))
+    }
+}
+
 impl AsyncRead for SimStream {
     fn poll_read(
         self: Pin<&mut Self>,

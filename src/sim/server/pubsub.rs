@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use super::State;
+use crate::sim::keyspace::glob_match;
 use crate::sim::resp::Reply;
 
 impl State {
@@ -130,65 +131,5 @@ fn frame(resp3: bool, kind: &str, name: Reply, count: i64) -> Reply {
         Reply::Push(items)
     } else {
         Reply::Array(items)
-    }
-}
-
-/// Redis's glob: `*`, `?`, `[abc]`, `[a-z]`, `[^x]` and `\` escapes.
-pub(crate) fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => text.is_empty(),
-        Some((b'*', rest)) => (0..=text.len()).any(|i| glob_match(rest, &text[i..])),
-        Some((b'?', rest)) => !text.is_empty() && glob_match(rest, &text[1..]),
-        Some((b'[', rest)) => {
-            let Some((&c, tail)) = text.split_first() else {
-                return false;
-            };
-            let (negate, rest) = match rest.split_first() {
-                Some((b'^', r)) => (true, r),
-                _ => (false, rest),
-            };
-            let Some(end) = rest.iter().position(|b| *b == b']') else {
-                return false;
-            };
-            let class = &rest[..end];
-            let mut hit = false;
-            let mut i = 0;
-            while i < class.len() {
-                if i + 2 < class.len() && class[i + 1] == b'-' {
-                    hit |= (class[i]..=class[i + 2]).contains(&c);
-                    i += 3;
-                } else {
-                    hit |= class[i] == c;
-                    i += 1;
-                }
-            }
-            hit != negate && glob_match(&rest[end + 1..], tail)
-        }
-        Some((b'\\', rest)) if !rest.is_empty() => {
-            text.first() == Some(&rest[0]) && glob_match(&rest[1..], &text[1..])
-        }
-        Some((&p, rest)) => text.first() == Some(&p) && glob_match(rest, &text[1..]),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::glob_match;
-
-    #[test]
-    fn globs_match_as_redis_does() {
-        for (p, t, want) in [
-            ("orders.*", "orders.new", true),
-            ("orders.*", "order", false),
-            ("h?llo", "hello", true),
-            ("h[ae]llo", "hallo", true),
-            ("h[^e]llo", "hello", false),
-            ("h[a-c]llo", "hbllo", true),
-            ("*", "", true),
-            ("a\\*", "a*", true),
-            ("a\\*", "ab", false),
-        ] {
-            assert_eq!(glob_match(p.as_bytes(), t.as_bytes()), want, "{p} ~ {t}");
-        }
     }
 }
