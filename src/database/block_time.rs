@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use redis::{Arg, Cmd};
 
-use super::command::CommandKind;
+use super::request::CommandKind;
 
 /// How long a request may block on the server before it answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

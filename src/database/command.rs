@@ -5,31 +5,17 @@
 use std::io;
 
 use redis::aio::MultiplexedConnection;
-use redis::{Cmd, Pipeline, Value};
+use redis::{Cmd, Value};
 
 use super::block_time::BlockTime;
 use super::conn::Link;
+use super::request::{CommandKind, Reply};
 use super::Database;
 use crate::classify::classify;
 use crate::error::Error;
 use crate::policy::FailureKind;
 use crate::seams::timeout_at;
 use crate::stats::DbCounters;
-
-/// A request: one command, or a packed pipeline with the replies to keep.
-#[derive(Clone, Copy)]
-pub(crate) enum CommandKind<'a> {
-    /// One command.
-    Single(&'a Cmd),
-    /// A pipeline: skip `offset` replies, keep `count`.
-    Pipeline(&'a Pipeline, usize, usize),
-}
-
-/// The reply to a request.
-pub(crate) enum Reply {
-    One(Value),
-    Many(Vec<Value>),
-}
 
 /// A failed request, and whether its connection must be closed.
 pub(crate) struct CommandError {

@@ -20,6 +20,7 @@ mod conn;
 mod connector;
 mod driver;
 mod gate;
+mod request;
 mod settings;
 mod watchdog;
 
@@ -37,9 +38,9 @@ use crate::stats::{DatabaseStats, DbCounters};
 
 pub(crate) use background::spawn_background;
 pub(crate) use block_time::BlockTime;
-pub(crate) use command::{CommandKind, Reply};
 pub(crate) use conn::RedisConn;
 pub(crate) use connector::{Dial, OnPush};
+pub(crate) use request::{CommandKind, Reply};
 
 /// One configured database.
 pub(crate) struct Database {

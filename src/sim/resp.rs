@@ -297,8 +297,12 @@ pub(crate) fn quote_args(args: &[Vec<u8>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::wire::encode_request;
     use proptest::prelude::*;
+
+    /// A request as clients send it (what `sim::wire::encode_request` does).
+    fn encode_request(args: &[&[u8]]) -> Vec<u8> {
+        Reply::Array(args.iter().map(|a| Reply::bulk(*a)).collect()).to_bytes()
+    }
 
     /// Feeds `chunks` one after another, parsing every complete request as it becomes available.
     fn feed(chunks: &[&[u8]]) -> Result<Vec<Vec<Vec<u8>>>, String> {

@@ -29,10 +29,9 @@ mod pubsub;
 mod report;
 mod spec;
 
-pub use pubsub::PubSubSpec;
 pub use report::{Rare, SwarmFailure, SwarmReport};
 use spec::ms;
-pub use spec::{DbSpec, Mix, SwarmSpec, TaskSpec};
+pub use spec::{DbSpec, Mix, PubSubSpec, SwarmSpec, TaskSpec};
 
 use std::collections::BTreeMap;
 use std::fmt;

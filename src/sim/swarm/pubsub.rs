@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use super::spec::{draw_ms, ms};
+use super::spec::{ms, PubSubSpec};
 use super::{Failure, World};
 use crate::error::Error;
 use crate::rng::Rng;
@@ -19,24 +19,6 @@ use crate::seams::Clock;
 const CHANNEL: &str = "swarm";
 /// Sequence numbers of the markers published after the heal (above any of phase one).
 const MARKERS: i64 = 1_000_000;
-
-/// What the swarm's publisher does, drawn from the seed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PubSubSpec {
-    /// Messages published in phase one.
-    pub publishes: u32,
-    /// Longest pause between two publishes.
-    pub think_max: Duration,
-}
-
-impl PubSubSpec {
-    pub(super) fn draw(rng: &mut Rng) -> Self {
-        Self {
-            publishes: rng.between(5, 40) as u32,
-            think_max: draw_ms(rng, 100, 3_000),
-        }
-    }
-}
 
 /// One PUBLISH and what the server said.
 #[derive(Debug)]

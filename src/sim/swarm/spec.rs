@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use super::pubsub::PubSubSpec;
 use crate::config::{Jitter, KeeperConfig};
 use crate::rng::Rng;
 use crate::sim::{Fault, FaultPlan, Latency, Restart};
@@ -268,5 +267,23 @@ impl SwarmSpec {
             });
         }
         config
+    }
+}
+
+/// What the swarm's publisher does, drawn from the seed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PubSubSpec {
+    /// Messages published in phase one.
+    pub publishes: u32,
+    /// Longest pause between two publishes.
+    pub think_max: Duration,
+}
+
+impl PubSubSpec {
+    pub(super) fn draw(rng: &mut Rng) -> Self {
+        Self {
+            publishes: rng.between(5, 40) as u32,
+            think_max: draw_ms(rng, 100, 3_000),
+        }
     }
 }
