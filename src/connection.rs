@@ -379,7 +379,8 @@ fn is_subscribe(name: &str) -> bool {
 /// multiplexed RESP2 connection pushed messages would arrive as later commands' replies.
 fn refuse_subscribe(req: CommandKind<'_>) -> Result<(), Error> {
     let check = |cmd: &Cmd| match cmd.args_iter().next() {
-        Some(redis::Arg::Simple(first)) => {
+        // SUBSCRIBE is 9 bytes, PSUBSCRIBE and SSUBSCRIBE 10: GET, SET, … pass without a copy.
+        Some(redis::Arg::Simple(first)) if (9..=10).contains(&first.len()) => {
             let mut buf = [0u8; NAME_BUF];
             match upper_in(first, &mut buf) {
                 Some(name) if is_subscribe(name) => Err(Error::NeedsSubscriber {

@@ -50,6 +50,12 @@ enum Unit {
 }
 
 fn of_command(cmd: &Cmd) -> BlockTime {
+    // Every blocking command starts with B, W or X: most commands are passed over without a
+    // look at their other arguments (and without collecting them).
+    match cmd.args_iter().next() {
+        Some(Arg::Simple([b'B' | b'b' | b'W' | b'w' | b'X' | b'x', ..])) => {}
+        _ => return BlockTime::None,
+    }
     let args: Vec<&[u8]> = cmd
         .args_iter()
         .filter_map(|a| match a {
