@@ -24,7 +24,7 @@ use conn::{Conn, End, Read};
 /// A simulated Redis server: 16 keyspaces, connections with their session state, and faults.
 ///
 /// Cloning gives another handle to the same server. There is no server task: a command runs when
-/// a client writes it to a [`SimStream`], at the clock's current time, and its reply is queued
+/// a client writes it to a [`SimStream`](super::SimStream), at the clock's current time, and its reply is queued
 /// with the instant it becomes readable (now plus the [`Latency`]). Every random choice comes from
 /// the [`Rng`] given here and every notable event goes to the [`Trace`], so the same seed and the
 /// same client behaviour give the same trace.
