@@ -342,8 +342,7 @@ impl Keeper {
         let name = db.as_ref();
         let mut conn = self.get(name).await?;
         let clock = &*self.inner.clock;
-        let settings = conn_settings(&conn);
-        let limit = settings.0 + settings.1;
+        let limit = conn.settings().connect_timeout + conn.settings().response_timeout;
         let started = clock.now();
         let cmd = redis::cmd("PING");
         let ping = cmd.query_async::<String>(&mut conn);
@@ -382,12 +381,6 @@ impl Keeper {
 
 /// How often [`Keeper::close`] looks whether the commands in flight have finished.
 const DRAIN_TICK: std::time::Duration = std::time::Duration::from_millis(5);
-
-/// A connection's database's connect and response timeouts.
-fn conn_settings(conn: &PooledConnection) -> (std::time::Duration, std::time::Duration) {
-    let s = conn.settings();
-    (s.connect_timeout, s.response_timeout)
-}
 
 impl Inner {
     fn stop_tasks(&self) {

@@ -169,7 +169,8 @@ impl Database {
         result
     }
 
-    fn no_reply_within(&self, limit: std::time::Duration) -> redis::RedisError {
+    /// The error of a request (or a subscriber's command) unanswered within `limit`.
+    pub(crate) fn no_reply_within(&self, limit: std::time::Duration) -> redis::RedisError {
         redis::RedisError::from(io::Error::new(
             io::ErrorKind::TimedOut,
             format!("no reply within {limit:?} from database `{}`", self.name),

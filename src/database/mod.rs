@@ -39,7 +39,7 @@ use crate::stats::{DatabaseStats, DbCounters};
 pub(crate) use background::spawn_background;
 pub(crate) use block_time::BlockTime;
 pub(crate) use conn::RedisConn;
-pub(crate) use connector::{Dial, OnPush};
+pub(crate) use connector::{ping, Dial, OnPush};
 pub(crate) use request::{CommandKind, Reply};
 
 /// One configured database.

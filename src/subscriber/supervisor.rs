@@ -11,7 +11,7 @@ use redis::{PushInfo, PushKind};
 
 use super::{Change, Current, Shared};
 use crate::classify::classify;
-use crate::database::{keeper_event, Dial, OnPush};
+use crate::database::{keeper_event, ping, Dial, OnPush};
 use crate::error::Error;
 use crate::seams::timeout_at;
 use crate::stats::DbCounters;
@@ -116,12 +116,7 @@ pub(super) async fn send_change(
     let deadline = db.now() + limit;
     let result = timeout_at(&**db.runtime().clock(), deadline, send)
         .await
-        .unwrap_or_else(|_| {
-            Err(redis::RedisError::from(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("no reply within {limit:?} from database `{}`", db.name()),
-            )))
-        });
+        .unwrap_or_else(|_| Err(db.no_reply_within(limit)));
     match result {
         Ok(()) => Ok(()),
         Err(e) => {
@@ -168,7 +163,7 @@ async fn supervise(shared: Arc<Shared>) {
             }
         }
         if clock.now() >= next_ping {
-            ping(&shared, &current).await;
+            ping_idle(&shared, &current).await;
             next_ping = clock.now() + ping_every;
             continue;
         }
@@ -198,20 +193,13 @@ fn install(shared: &Shared, fresh: Current) {
 
 /// PINGs the connection; a transport failure or no reply within the response timeout closes
 /// it (the next round replaces it). Any reply, `-LOADING` included, means it is alive.
-async fn ping(shared: &Shared, current: &Current) {
+async fn ping_idle(shared: &Shared, current: &Current) {
     let db = &shared.db;
-    let mut mc = current.conn.inner.clone();
     let deadline = db.now() + db.settings().response_timeout;
-    let cmd = redis::cmd("PING");
-    let answer = timeout_at(
-        &**db.runtime().clock(),
-        deadline,
-        mc.send_packed_command(&cmd),
-    )
-    .await;
+    let answer = timeout_at(&**db.runtime().clock(), deadline, ping(&current.conn.inner)).await;
     let alive = match answer {
-        Ok(Ok(_)) => true,
-        Ok(Err(e)) => !classify(&e).poisons_connection(),
+        Ok(Ok(())) => true,
+        Ok(Err((kind, _))) => !kind.poisons_connection(),
         Err(_) => false,
     };
     if !alive {
