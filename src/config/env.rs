@@ -19,9 +19,11 @@ use std::fmt;
 
 use tracing::level_filters::LevelFilter;
 
-use super::layer::{canonical_keys, Layer};
+use super::keys::{canonical_keys, spec, KEYS};
+use super::layer::Layer;
 use super::names::env_form;
 use super::settings::parse_log_level;
+use super::table::Scope;
 use super::{ConfigError, Origin};
 
 /// The prefix of the crate's own variables.
@@ -102,9 +104,6 @@ enum Target {
     LogLevel,
 }
 
-/// Keys only meaningful per database.
-const PER_DATABASE_ONLY: &[&str] = &["db", "description"];
-
 /// Reads the environment for the configured database `names`.
 pub(crate) fn read(env: &dyn EnvSource, names: &[String]) -> Result<EnvLayers, ConfigError> {
     let mut out = EnvLayers {
@@ -119,11 +118,9 @@ pub(crate) fn read(env: &dyn EnvSource, names: &[String]) -> Result<EnvLayers, C
     vars.sort();
     vars.dedup();
     for var in vars {
+        let short = KEYS.iter().find(|k| k.env == Some(var.as_str()));
         let target = match var.as_str() {
-            "REDIS_HOST" => Target::Global(vec!["host"]),
-            "REDIS_PORT" => Target::Global(vec!["port"]),
-            "REDIS_USERNAME" => Target::Global(vec!["username"]),
-            "REDIS_PASSWORD" => Target::Global(vec!["password"]),
+            _ if short.is_some() => Target::Global(short.map(|k| k.name).into_iter().collect()),
             CONFIG_VAR => continue,
             v if v.starts_with(PREFIX) => classify(v, names)?,
             _ => continue,
@@ -166,7 +163,7 @@ pub(crate) fn read(env: &dyn EnvSource, names: &[String]) -> Result<EnvLayers, C
             };
             let parsed = layer.values.set_text(key, &value);
             if let Some(Err(reason)) = parsed {
-                let shown = if key == "password" {
+                let shown = if spec(key).is_some_and(|k| k.secret) {
                     "***".to_owned()
                 } else {
                     value.escape_debug().to_string()
@@ -211,7 +208,8 @@ fn classify(var: &str, names: &[String]) -> Result<Target, ConfigError> {
         if key == "log_level" {
             readings.push(("key log_level".to_owned(), Target::LogLevel));
         } else if let Some(keys) = canonical_keys(&key) {
-            if !keys.iter().any(|k| PER_DATABASE_ONLY.contains(k)) {
+            let per_database_only = |k: &&str| spec(k).is_some_and(|k| k.scope == Scope::Db);
+            if !keys.iter().any(per_database_only) {
                 readings.push((format!("key {key}"), Target::Global(keys)));
             }
         }

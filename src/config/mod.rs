@@ -34,6 +34,8 @@
 mod discover;
 mod env;
 mod error;
+mod keys;
+mod kinds;
 mod layer;
 mod names;
 mod registry;
@@ -41,20 +43,21 @@ mod resolve;
 mod schema;
 mod secret;
 mod settings;
+mod table;
 #[cfg(test)]
 mod tests;
 
-use std::time::Duration;
-
 use tracing::level_filters::LevelFilter;
 
+/// The retry jitter (YAML `retry_jitter`): the policy layer's own type.
+pub use crate::policy::Jitter;
 pub use env::{EnvSource, ProcessEnv};
 pub use error::{ConfigError, Origin};
 pub use names::RedisDatabase;
 pub use registry::{RegistryEntry, ServiceRegistry};
 pub use secret::Secret;
 pub use settings::{
-    BreakerSettings, DatabaseSettings, IdleSettings, Jitter, ReadinessSettings, ResolvedConfig,
+    BreakerSettings, DatabaseSettings, IdleSettings, ReadinessSettings, ResolvedConfig,
     RetrySettings,
 };
 
@@ -197,7 +200,8 @@ impl KeeperConfig {
 }
 
 /// Code-layer overrides for one database (or all), built by chaining setters inside
-/// [`KeeperConfig::configure`] / [`KeeperConfig::configure_all`].
+/// [`KeeperConfig::configure`] / [`KeeperConfig::configure_all`]. There is one setter per
+/// configuration key (the README's key table), generated from the key table.
 ///
 /// ```
 /// use std::time::Duration;
@@ -209,92 +213,3 @@ impl KeeperConfig {
 /// ```
 #[derive(Debug)]
 pub struct DatabaseOverrides(Layer);
-
-macro_rules! setters {
-    ($($(#[$doc:meta])* $method:ident($ty:ty) => $field:ident;)*) => {
-        impl DatabaseOverrides {
-            $(
-                $(#[$doc])*
-                pub fn $method(mut self, value: $ty) -> Self {
-                    self.0.values.$field = Some(value.into());
-                    self
-                }
-            )*
-        }
-    };
-}
-
-setters! {
-    /// Host name or address (YAML `host`).
-    host(impl Into<String>) => host;
-    /// TCP port (YAML `port`).
-    port(u16) => port;
-    /// ACL user name (YAML `username`; empty means none).
-    username(impl Into<String>) => username;
-    /// Password (YAML `password`; empty means none).
-    password(impl Into<Secret>) => password;
-    /// Free text (YAML `description`).
-    description(impl Into<String>) => description;
-    /// Bound on shared + exclusive connections, ≥ 1 (YAML `max_connections`).
-    max_connections(u32) => max_connections;
-    /// Multiplexed connections, `1..=max_connections` (YAML `shared_connections`).
-    shared_connections(u32) => shared_connections;
-    /// TCP connect timeout (YAML `socket_connect_timeout`).
-    connect_timeout(Duration) => socket_connect_timeout;
-    /// Response timeout (YAML `socket_timeout`).
-    response_timeout(Duration) => socket_timeout;
-    /// TCP keepalive on or off (YAML `socket_keepalive`).
-    socket_keepalive(bool) => socket_keepalive;
-    /// Keepalive idle time (YAML `keepalive_idle`).
-    keepalive_idle(Duration) => keepalive_idle;
-    /// Keepalive probe interval (YAML `keepalive_interval`).
-    keepalive_interval(Duration) => keepalive_interval;
-    /// Keepalive probes, ≥ 1 (YAML `keepalive_probes`).
-    keepalive_probes(u32) => keepalive_probes;
-    /// `TCP_NODELAY` (YAML `tcp_nodelay`).
-    tcp_nodelay(bool) => tcp_nodelay;
-    /// A `debug` event per command, its name and argument count only (YAML `log_commands`).
-    log_commands(bool) => log_commands;
-    /// Background health check period (YAML `health_check_interval`).
-    health_check_interval(Duration) => health_check_interval;
-    /// Validate connections idle longer than this on checkout (YAML `check_on_checkout_after`).
-    check_on_checkout_after(Duration) => check_on_checkout_after;
-    /// Retry wait multiplier (YAML `retry_multiplier`).
-    retry_multiplier(Duration) => retry_multiplier;
-    /// Shortest retry wait (YAML `retry_min`).
-    retry_min(Duration) => retry_min;
-    /// Longest retry wait (YAML `retry_max`).
-    retry_max(Duration) => retry_max;
-    /// Connection attempts in total, ≥ 1 (YAML `retry_attempts`).
-    retry_attempts(u32) => retry_attempts;
-    /// Retry jitter (YAML `retry_jitter`).
-    retry_jitter(Jitter) => retry_jitter;
-    /// Whether timeouts are retried (YAML `retry_on_timeout`).
-    retry_on_timeout(bool) => retry_on_timeout;
-    /// Consecutive failures that open the breaker, ≥ 1 (YAML `breaker_failure_threshold`).
-    breaker_failure_threshold(u32) => breaker_failure_threshold;
-    /// How long the breaker stays open (YAML `breaker_open_seconds`).
-    breaker_open_for(Duration) => breaker_open_seconds;
-    /// Losses within this long of a counted one are the same event (YAML `breaker_loss_window`).
-    breaker_loss_window(Duration) => breaker_loss_window;
-    /// PING interval while the server is loading (YAML `loading_poll_interval`).
-    loading_poll_interval(Duration) => loading_poll_interval;
-    /// Give up waiting for `LOADING` to end after this (YAML `loading_timeout`).
-    loading_timeout(Duration) => loading_timeout;
-    /// Idle connections older than this are closed (YAML `idle_timeout`).
-    idle_timeout(Duration) => idle_timeout;
-    /// Idle sweep period (YAML `idle_sweep_interval`).
-    idle_sweep_interval(Duration) => idle_sweep_interval;
-    /// Idle connections kept by the sweep (YAML `min_idle`).
-    min_idle(u32) => min_idle;
-    /// How long a caller waits for a free connection (YAML `pool_wait_timeout`).
-    pool_wait_timeout(Duration) => pool_wait_timeout;
-}
-
-impl DatabaseOverrides {
-    /// Close connections older than this; `None` for no limit (YAML `max_lifetime`, 0 = none).
-    pub fn max_lifetime(mut self, value: Option<Duration>) -> Self {
-        self.0.values.max_lifetime = Some(value.unwrap_or(Duration::ZERO));
-        self
-    }
-}

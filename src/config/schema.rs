@@ -1,7 +1,8 @@
-//! The YAML document's shape (serde), checked while parsing so errors carry a line and column.
+//! The YAML document's shape, read key by key through the key table ([`keys`](super::keys)),
+//! checked while parsing so errors carry a line and column.
 //!
-//! Every key is either honoured or rejected (`deny_unknown_fields`). Mapping decisions for the
-//! seed's keys:
+//! Every key is either honoured or rejected (an unknown key is an error at its position).
+//! Mapping decisions for the seed's keys (the aliases in the key table):
 //! - `timeout`, `socket_timeout`, `timeout_seconds` all set the response timeout;
 //! - `retry_attempts` and `max_retries` both set the number of attempts;
 //! - `retry_delay` sets both `retry_multiplier` and `retry_min`;
@@ -12,341 +13,186 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::time::Duration;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
-use serde::Deserialize;
 use tracing::level_filters::LevelFilter;
 
-use super::layer::{seconds, Layer};
+use super::keys::{read_yaml, YamlSink, ALIASES, KEYS};
+use super::kinds::parsed;
+use super::layer::Layer;
 use super::names::{check_name, env_form};
 use super::settings::parse_log_level;
-use super::{ConfigError, Jitter, Origin, RedisDatabase, Secret};
+use super::table::Level;
+use super::{ConfigError, Origin, RedisDatabase};
 
-/// A duration in seconds: an integer or float, finite, ≥ 0, ≤ one year.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Seconds(pub(crate) Duration);
+/// The map keys of the top level that are not per-database settings.
+const TOP_ONLY: &[&str] = &["log_level", "redis_databases", "databases"];
 
-impl<'de> Deserialize<'de> for Seconds {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Seconds;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a number of seconds")
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Seconds, E> {
-                self.visit_f64(v as f64)
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Seconds, E> {
-                self.visit_f64(v as f64)
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Seconds, E> {
-                seconds(v)
-                    .map(Seconds)
-                    .map_err(|why| E::custom(format!("invalid duration {v:?}: {why}")))
-            }
-        }
-        d.deserialize_any(V)
+/// The key name `name` as the table spells it, if it may appear at `level`.
+fn known_name(name: &str, level: Level) -> Option<&'static str> {
+    let extras = match level {
+        Level::Top => TOP_ONLY,
+        Level::Db => &[],
+    };
+    KEYS.iter()
+        .filter(|k| k.scope.allows(level))
+        .map(|k| k.name)
+        .chain(ALIASES.iter().map(|a| a.name))
+        .chain(extras.iter().copied())
+        .find(|k| *k == name)
+}
+
+/// Reads a map key, rejecting unknown names at the key's own position.
+struct KeyName(Level);
+
+impl<'de> DeserializeSeed<'de> for KeyName {
+    type Value = &'static str;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<&'static str, D::Error> {
+        d.deserialize_str(self)
     }
 }
 
-/// Reads an integer in `min..=max`, failing inside the value's own deserialization so
-/// serde_yaml marks the error with the value's line, column and key path.
-struct IntIn {
-    what: &'static str,
-    min: i64,
-    max: i64,
-}
-
-impl Visitor<'_> for IntIn {
-    type Value = i64;
+impl Visitor<'_> for KeyName {
+    type Value = &'static str;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "an integer in {}..={}", self.min, self.max)
+        f.write_str("a configuration key")
     }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<i64, E> {
-        if (self.min..=self.max).contains(&v) {
-            Ok(v)
-        } else {
-            Err(E::custom(format!(
-                "invalid {} {v}: expected {}..={}",
-                self.what, self.min, self.max
-            )))
-        }
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
-        match i64::try_from(v) {
-            Ok(v) => self.visit_i64(v),
-            Err(_) => Err(E::custom(format!(
-                "invalid {} {v}: expected {}..={}",
-                self.what, self.min, self.max
-            ))),
-        }
-    }
-}
-
-/// Reads a string and parses it inside the value's own deserialization (see [`IntIn`]).
-struct Parsed<T> {
-    what: &'static str,
-    parse: fn(&str) -> Result<T, String>,
-}
-
-impl<T> Visitor<'_> for Parsed<T> {
-    type Value = T;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "a {}", self.what)
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
-        (self.parse)(v).map_err(|why| {
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<&'static str, E> {
+        known_name(name, self.0).ok_or_else(|| {
+            let mut expected: Vec<&str> = KEYS
+                .iter()
+                .filter(|k| k.scope.allows(self.0))
+                .map(|k| k.name)
+                .collect();
+            if self.0 == Level::Top {
+                expected.extend(TOP_ONLY);
+            }
             E::custom(format!(
-                "invalid {} `{}`: {why}",
-                self.what,
-                v.escape_debug()
+                "unknown field `{}`, expected one of `{}`",
+                name.escape_debug(),
+                expected.join("`, `")
             ))
         })
     }
 }
 
-/// A count that must be at least 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Count(pub(crate) u32);
+/// Reads `log_level`.
+struct LogLevelSeed;
 
-impl<'de> Deserialize<'de> for Count {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = d.deserialize_i64(IntIn {
-            what: "count",
-            min: 1,
-            max: i64::from(u32::MAX),
-        })?;
-        Ok(Count(u32::try_from(v).unwrap_or(u32::MAX)))
+impl<'de> DeserializeSeed<'de> for LogLevelSeed {
+    type Value = LevelFilter;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<LevelFilter, D::Error> {
+        parsed(d, "log_level", parse_log_level)
     }
 }
 
-/// A logical database number, `0..=15`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct DbNumber(pub(crate) u8);
+/// The top level as read: its own layer, `log_level`, and the database map.
+#[derive(Default)]
+struct Top {
+    layer: Option<Layer>,
+    log_level: Option<LevelFilter>,
+    /// `redis_databases` or `databases`, and its entries in document order.
+    databases: Option<(&'static str, Vec<(String, Layer)>)>,
+}
 
-impl<'de> Deserialize<'de> for DbNumber {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = d.deserialize_i64(IntIn {
-            what: "db",
-            min: 0,
-            max: 15,
-        })?;
-        Ok(DbNumber(u8::try_from(v).unwrap_or(u8::MAX)))
+/// Reads the top level.
+struct TopSeed<'a> {
+    source_name: &'a str,
+}
+
+impl<'de> DeserializeSeed<'de> for TopSeed<'_> {
+    type Value = Top;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Top, D::Error> {
+        d.deserialize_map(self)
     }
 }
 
-/// A log level name.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct LogLevel(pub(crate) LevelFilter);
-
-impl<'de> Deserialize<'de> for LogLevel {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_str(Parsed {
-            what: "log_level",
-            parse: parse_log_level,
-        })
-        .map(LogLevel)
+impl<'de> Visitor<'de> for TopSeed<'_> {
+    type Value = Top;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map of settings")
     }
-}
-
-/// A retry jitter name.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct JitterName(pub(crate) Jitter);
-
-impl<'de> Deserialize<'de> for JitterName {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_str(Parsed {
-            what: "retry_jitter",
-            parse: str::parse::<Jitter>,
-        })
-        .map(JitterName)
+    fn visit_unit<E: de::Error>(self) -> Result<Top, E> {
+        Ok(Top::default())
     }
-}
-
-/// Copies one YAML field into a layer, recording the key it came from.
-macro_rules! put {
-    ($layer:ident, $origin:ident, $src:ident, $field:ident <- $yaml:ident $(. $inner:tt)?) => {
-        if let Some(v) = &$src.$yaml {
-            $layer.values.$field = Some(v.clone() $(. $inner)?);
-            $layer.record(stringify!($field), $origin(stringify!($yaml)));
-        }
-    };
-}
-
-macro_rules! yaml_level {
-    ($(#[$m:meta])* $name:ident { $($extra:ident : $ety:ty,)* }) => {
-        $(#[$m])*
-        #[derive(Debug, Default, Deserialize)]
-        #[serde(deny_unknown_fields)]
-        pub(crate) struct $name {
-            $(pub(crate) $extra: Option<$ety>,)*
-            host: Option<String>,
-            port: Option<u16>,
-            username: Option<String>,
-            password: Option<Secret>,
-            max_connections: Option<Count>,
-            shared_connections: Option<Count>,
-            timeout: Option<Seconds>,
-            socket_timeout: Option<Seconds>,
-            timeout_seconds: Option<Seconds>,
-            socket_connect_timeout: Option<Seconds>,
-            socket_keepalive: Option<bool>,
-            keepalive_idle: Option<Seconds>,
-            keepalive_interval: Option<Seconds>,
-            keepalive_probes: Option<Count>,
-            tcp_nodelay: Option<bool>,
-            health_check_interval: Option<Seconds>,
-            check_on_checkout_after: Option<Seconds>,
-            retry_attempts: Option<Count>,
-            max_retries: Option<Count>,
-            retry_delay: Option<Seconds>,
-            retry_multiplier: Option<Seconds>,
-            retry_min: Option<Seconds>,
-            retry_max: Option<Seconds>,
-            retry_jitter: Option<JitterName>,
-            retry_on_timeout: Option<bool>,
-            breaker_failure_threshold: Option<Count>,
-            breaker_open_seconds: Option<Seconds>,
-            breaker_loss_window: Option<Seconds>,
-            loading_poll_interval: Option<Seconds>,
-            loading_timeout: Option<Seconds>,
-            idle_timeout: Option<Seconds>,
-            idle_sweep_interval: Option<Seconds>,
-            min_idle: Option<u32>,
-            max_lifetime: Option<Seconds>,
-            pool_wait_timeout: Option<Seconds>,
-            decode_responses: Option<bool>,
-            log_commands: Option<bool>,
-        }
-
-        impl $name {
-            /// Keys at this level that mean the same setting but disagree.
-            fn conflicts(&self) -> Result<(), String> {
-                agree(&[
-                    ("timeout", self.timeout),
-                    ("socket_timeout", self.socket_timeout),
-                    ("timeout_seconds", self.timeout_seconds),
-                ])?;
-                agree(&[("retry_attempts", self.retry_attempts), ("max_retries", self.max_retries)])?;
-                agree(&[("retry_delay", self.retry_delay), ("retry_multiplier", self.retry_multiplier)])?;
-                agree(&[("retry_delay", self.retry_delay), ("retry_min", self.retry_min)])
-            }
-
-            /// This level's settings as a layer; `prefix` is the key path, e.g. `redis_databases.main.`.
-            fn layer(&self, source_name: &str, prefix: &str) -> Layer {
-                let mut layer = Layer::new(Origin::Default);
-                let origin = |key: &str| Origin::Yaml {
-                    source_name: source_name.to_owned(),
-                    path: format!("{prefix}{key}"),
-                };
-                let s = self;
-                put!(layer, origin, s, host <- host);
-                put!(layer, origin, s, port <- port);
-                put!(layer, origin, s, username <- username);
-                put!(layer, origin, s, password <- password);
-                put!(layer, origin, s, max_connections <- max_connections.0);
-                put!(layer, origin, s, shared_connections <- shared_connections.0);
-                put!(layer, origin, s, socket_timeout <- timeout.0);
-                put!(layer, origin, s, socket_timeout <- timeout_seconds.0);
-                put!(layer, origin, s, socket_timeout <- socket_timeout.0);
-                put!(layer, origin, s, socket_connect_timeout <- socket_connect_timeout.0);
-                put!(layer, origin, s, socket_keepalive <- socket_keepalive);
-                put!(layer, origin, s, keepalive_idle <- keepalive_idle.0);
-                put!(layer, origin, s, keepalive_interval <- keepalive_interval.0);
-                put!(layer, origin, s, keepalive_probes <- keepalive_probes.0);
-                put!(layer, origin, s, tcp_nodelay <- tcp_nodelay);
-                put!(layer, origin, s, health_check_interval <- health_check_interval.0);
-                put!(layer, origin, s, check_on_checkout_after <- check_on_checkout_after.0);
-                put!(layer, origin, s, retry_attempts <- max_retries.0);
-                put!(layer, origin, s, retry_attempts <- retry_attempts.0);
-                put!(layer, origin, s, retry_multiplier <- retry_delay.0);
-                put!(layer, origin, s, retry_min <- retry_delay.0);
-                put!(layer, origin, s, retry_multiplier <- retry_multiplier.0);
-                put!(layer, origin, s, retry_min <- retry_min.0);
-                put!(layer, origin, s, retry_max <- retry_max.0);
-                put!(layer, origin, s, retry_jitter <- retry_jitter.0);
-                put!(layer, origin, s, retry_on_timeout <- retry_on_timeout);
-                put!(layer, origin, s, breaker_failure_threshold <- breaker_failure_threshold.0);
-                put!(layer, origin, s, breaker_open_seconds <- breaker_open_seconds.0);
-                put!(layer, origin, s, breaker_loss_window <- breaker_loss_window.0);
-                put!(layer, origin, s, loading_poll_interval <- loading_poll_interval.0);
-                put!(layer, origin, s, loading_timeout <- loading_timeout.0);
-                put!(layer, origin, s, idle_timeout <- idle_timeout.0);
-                put!(layer, origin, s, idle_sweep_interval <- idle_sweep_interval.0);
-                put!(layer, origin, s, min_idle <- min_idle);
-                put!(layer, origin, s, max_lifetime <- max_lifetime.0);
-                put!(layer, origin, s, pool_wait_timeout <- pool_wait_timeout.0);
-                put!(layer, origin, s, decode_responses <- decode_responses);
-                put!(layer, origin, s, log_commands <- log_commands);
-                layer
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top, A::Error> {
+        let origin = yaml_origin(self.source_name, "");
+        let mut sink = YamlSink::new(&origin);
+        let mut top = Top::default();
+        while let Some(key) = map.next_key_seed(KeyName(Level::Top))? {
+            match key {
+                "log_level" => {
+                    sink.first_time(key)?;
+                    top.log_level = Some(map.next_value_seed(LogLevelSeed)?);
+                }
+                "redis_databases" | "databases" => {
+                    sink.first_time(key)?;
+                    if top.databases.is_some() {
+                        return Err(de::Error::custom(
+                            "both redis_databases and databases are present: use one",
+                        ));
+                    }
+                    let entries = map.next_value_seed(DatabaseMap {
+                        source_name: self.source_name,
+                        map_key: key,
+                    })?;
+                    top.databases = Some((key, entries));
+                }
+                _ => {
+                    if !read_yaml(key, Level::Top, &mut map, &mut sink)? {
+                        return Err(de::Error::custom(format!("unknown field `{key}`")));
+                    }
+                }
             }
         }
-    };
-}
-
-yaml_level! {
-    /// The top level: global defaults for every database, `log_level`, and the database map.
-    YamlTop {
-        log_level: LogLevel,
-        redis_databases: DatabaseMap,
-        databases: DatabaseMap,
+        top.layer = Some(sink.layer);
+        Ok(top)
     }
 }
 
-yaml_level! {
-    /// One entry of `redis_databases:` (or `databases:`).
-    YamlDb {
-        db: DbNumber,
-        description: String,
+/// `Origin::Yaml` of a key under `prefix` in `source_name`.
+fn yaml_origin<'a>(source_name: &'a str, prefix: &'a str) -> impl Fn(&str) -> Origin + 'a {
+    move |key| Origin::Yaml {
+        source_name: source_name.to_owned(),
+        path: format!("{prefix}{key}"),
     }
-}
-
-/// Errors unless every present value equals the others.
-fn agree<T: PartialEq + Copy>(keys: &[(&str, Option<T>)]) -> Result<(), String> {
-    let present: Vec<_> = keys
-        .iter()
-        .filter_map(|(k, v)| v.map(|v| (*k, v)))
-        .collect();
-    for pair in present.windows(2) {
-        if pair[0].1 != pair[1].1 {
-            return Err(format!(
-                "conflicting {} and {}: both set, with different values",
-                pair[0].0, pair[1].0
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// The database map, in document order; names are checked and unique.
-#[derive(Debug, Default)]
-pub(crate) struct DatabaseMap(pub(crate) Vec<(String, YamlDb)>);
+struct DatabaseMap<'a> {
+    source_name: &'a str,
+    map_key: &'static str,
+}
 
-impl<'de> Deserialize<'de> for DatabaseMap {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = DatabaseMap;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a map of database name to settings")
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<DatabaseMap, E> {
-                Ok(DatabaseMap::default())
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<DatabaseMap, A::Error> {
-                let mut seen = HashSet::new();
-                let mut out = Vec::new();
-                while let Some(name) = map.next_key_seed(NameSeed { seen: &seen })? {
-                    let entry = map.next_value_seed(EntrySeed { name: &name })?;
-                    seen.insert(env_form(&name));
-                    out.push((name, entry));
-                }
-                Ok(DatabaseMap(out))
-            }
+impl<'de> DeserializeSeed<'de> for DatabaseMap<'_> {
+    type Value = Vec<(String, Layer)>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DatabaseMap<'_> {
+    type Value = Vec<(String, Layer)>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map of database name to settings")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        while let Some(name) = map.next_key_seed(NameSeed { seen: &seen })? {
+            let prefix = format!("{}.{name}.", self.map_key);
+            let entry = map.next_value_seed(EntrySeed {
+                name: &name,
+                source_name: self.source_name,
+                prefix: &prefix,
+            })?;
+            seen.insert(env_form(&name));
+            out.push((name, entry));
         }
-        d.deserialize_map(V)
+        Ok(out)
     }
 }
 
@@ -381,35 +227,14 @@ impl Visitor<'_> for NameSeed<'_> {
 /// Reads one database entry and checks it as a whole, so errors point at the entry.
 struct EntrySeed<'a> {
     name: &'a str,
+    source_name: &'a str,
+    prefix: &'a str,
 }
 
-impl<'de> DeserializeSeed<'de> for EntrySeed<'_> {
-    type Value = YamlDb;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<YamlDb, D::Error> {
-        d.deserialize_map(Checked(self, std::marker::PhantomData))
-    }
-}
-
-/// Reads the top level and checks it as a whole.
-struct TopSeed;
-
-impl<'de> DeserializeSeed<'de> for TopSeed {
-    type Value = YamlTop;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<YamlTop, D::Error> {
-        d.deserialize_map(Checked(self, std::marker::PhantomData))
-    }
-}
-
-/// A struct-level check that runs inside the node's own `deserialize_map`, so serde_yaml marks
-/// its error with the node's line and column.
-trait Check<T> {
-    fn check(&self, value: &T) -> Result<(), String>;
-}
-
-impl Check<YamlDb> for EntrySeed<'_> {
-    fn check(&self, entry: &YamlDb) -> Result<(), String> {
-        entry.conflicts()?;
-        if entry.db.is_none() && self.name.parse::<RedisDatabase>().is_err() {
+impl EntrySeed<'_> {
+    /// A non-canonical name needs its own `db:`.
+    fn check(&self, layer: &Layer) -> Result<(), String> {
+        if layer.values.db.is_none() && self.name.parse::<RedisDatabase>().is_err() {
             return Err(format!(
                 "database `{}` is not canonical and needs an explicit `db:` number",
                 self.name
@@ -419,32 +244,33 @@ impl Check<YamlDb> for EntrySeed<'_> {
     }
 }
 
-impl Check<YamlTop> for TopSeed {
-    fn check(&self, top: &YamlTop) -> Result<(), String> {
-        top.conflicts()?;
-        if top.redis_databases.is_some() && top.databases.is_some() {
-            return Err("both redis_databases and databases are present: use one".to_owned());
-        }
-        Ok(())
+impl<'de> DeserializeSeed<'de> for EntrySeed<'_> {
+    type Value = Layer;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Layer, D::Error> {
+        d.deserialize_map(self)
     }
 }
 
-struct Checked<C, T>(C, std::marker::PhantomData<T>);
-
-impl<'de, C: Check<T>, T: Deserialize<'de> + Default> Visitor<'de> for Checked<C, T> {
-    type Value = T;
+impl<'de> Visitor<'de> for EntrySeed<'_> {
+    type Value = Layer;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a map of settings")
     }
-    fn visit_unit<E: de::Error>(self) -> Result<T, E> {
-        let value = T::default();
-        self.0.check(&value).map_err(E::custom)?;
-        Ok(value)
+    fn visit_unit<E: de::Error>(self) -> Result<Layer, E> {
+        let layer = Layer::new(Origin::Default);
+        self.check(&layer).map_err(E::custom)?;
+        Ok(layer)
     }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-        let value = T::deserialize(de::value::MapAccessDeserializer::new(map))?;
-        self.0.check(&value).map_err(de::Error::custom)?;
-        Ok(value)
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Layer, A::Error> {
+        let origin = yaml_origin(self.source_name, self.prefix);
+        let mut sink = YamlSink::new(&origin);
+        while let Some(key) = map.next_key_seed(KeyName(Level::Db))? {
+            if !read_yaml(key, Level::Db, &mut map, &mut sink)? {
+                return Err(de::Error::custom(format!("unknown field `{key}`")));
+            }
+        }
+        self.check(&sink.layer).map_err(de::Error::custom)?;
+        Ok(sink.layer)
     }
 }
 
@@ -462,50 +288,19 @@ pub(crate) struct YamlLayers {
 /// Parses a YAML document; `source_name` names it in errors and origins.
 pub(crate) fn parse(text: &str, source_name: &str) -> Result<YamlLayers, ConfigError> {
     let top = if text.trim().is_empty() {
-        YamlTop::default()
+        Top::default()
     } else {
         let d = serde_yaml::Deserializer::from_str(text);
-        TopSeed
+        TopSeed { source_name }
             .deserialize(d)
             .map_err(|e| ConfigError::from_yaml(source_name, &e))?
     };
-    let (map_key, map) = match (&top.redis_databases, &top.databases) {
-        (Some(m), _) => ("redis_databases", &m.0[..]),
-        (None, Some(m)) => ("databases", &m.0[..]),
-        (None, None) => ("redis_databases", &[][..]),
-    };
-    let databases = map
-        .iter()
-        .map(|(name, entry)| {
-            let prefix = format!("{map_key}.{name}.");
-            let mut layer = entry.layer(source_name, &prefix);
-            let origin = |key: &str| Origin::Yaml {
-                source_name: source_name.to_owned(),
-                path: format!("{prefix}{key}"),
-            };
-            if let Some(DbNumber(n)) = entry.db {
-                layer.values.db = Some(n);
-                layer.record("db", origin("db"));
-            }
-            if let Some(d) = &entry.description {
-                layer.values.description = Some(d.clone());
-                layer.record("description", origin("description"));
-            }
-            (name.clone(), layer)
-        })
-        .collect();
-    let log_level = top.log_level.map(|LogLevel(l)| {
-        (
-            l,
-            Origin::Yaml {
-                source_name: source_name.to_owned(),
-                path: "log_level".to_owned(),
-            },
-        )
-    });
+    let log_level = top
+        .log_level
+        .map(|l| (l, yaml_origin(source_name, "")("log_level")));
     Ok(YamlLayers {
-        top: top.layer(source_name, ""),
+        top: top.layer.unwrap_or_else(|| Layer::new(Origin::Default)),
         log_level,
-        databases,
+        databases: top.databases.map(|(_, d)| d).unwrap_or_default(),
     })
 }

@@ -1,52 +1,12 @@
 //! The resolved settings the manager consumes: [`DatabaseSettings`] and [`ResolvedConfig`].
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
 use tracing::level_filters::LevelFilter;
 
-use super::{ConfigError, RedisDatabase, Secret};
+use super::{ConfigError, Jitter, RedisDatabase, Secret};
 use crate::seams::{Endpoint, TcpOptions};
-
-/// Jitter added to retry waits. YAML key `retry_jitter`: `none` or `full`.
-///
-/// ```
-/// use redis_keeper::config::Jitter;
-/// assert_eq!("full".parse::<Jitter>().unwrap(), Jitter::Full);
-/// assert_eq!(Jitter::default(), Jitter::None);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum Jitter {
-    /// Exact waits. Default.
-    #[default]
-    None,
-    /// Each wait is uniform in `[min, wait(n)]`, drawn from the seeded RNG.
-    Full,
-}
-
-impl FromStr for Jitter {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "none" => Ok(Self::None),
-            "full" => Ok(Self::Full),
-            _ => Err("expected `none` or `full`".to_owned()),
-        }
-    }
-}
-
-impl fmt::Display for Jitter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::None => "none",
-            Self::Full => "full",
-        })
-    }
-}
 
 /// Parses a log level: `error`, `warn` (or Python's `warning`), `info`, `debug`, `trace`,
 /// case-insensitive.

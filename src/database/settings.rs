@@ -1,8 +1,8 @@
 //! Turns resolved [`DatabaseSettings`] into policy configurations and redis-rs connection info.
 
-use crate::config::{DatabaseSettings, Jitter as ConfigJitter};
+use crate::config::DatabaseSettings;
 use crate::policy::{
-    BreakerConfig, HealthConfig, IdleConfig, Jitter, LossConfig, ReadinessConfig, RetryConfig,
+    BreakerConfig, HealthConfig, IdleConfig, LossConfig, ReadinessConfig, RetryConfig,
 };
 
 /// The policy configurations of one database.
@@ -30,10 +30,7 @@ impl From<&DatabaseSettings> for PolicySettings {
                 min: s.retry.min,
                 max: s.retry.max,
                 max_attempts: s.retry.attempts,
-                jitter: match s.retry.jitter {
-                    ConfigJitter::Full => Jitter::Full,
-                    _ => Jitter::None,
-                },
+                jitter: s.retry.jitter,
                 retry_on_timeout: s.retry.retry_on_timeout,
             },
             readiness: ReadinessConfig {

@@ -21,6 +21,34 @@ pub enum Jitter {
     Full,
 }
 
+impl std::str::FromStr for Jitter {
+    type Err = String;
+
+    /// `none` or `full`, case-insensitive (YAML `retry_jitter`).
+    ///
+    /// ```
+    /// use redis_keeper::policy::Jitter;
+    /// assert_eq!(" Full".parse::<Jitter>(), Ok(Jitter::Full));
+    /// assert!("some".parse::<Jitter>().is_err());
+    /// ```
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "none" => Ok(Self::None),
+            "full" => Ok(Self::Full),
+            _ => Err("expected `none` or `full`".to_owned()),
+        }
+    }
+}
+
+impl std::fmt::Display for Jitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::None => "none",
+            Self::Full => "full",
+        })
+    }
+}
+
 /// Parameters of a [`RetrySchedule`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryConfig {

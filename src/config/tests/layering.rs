@@ -16,11 +16,11 @@ fn resolution_errors_name_value_and_origin() {
                 "<string> key shared_connections",
             ],
         ),
-        (yaml("port: 0\n"), no_env(), &["port", "<string> key port"]),
+        (KeeperConfig::default().port(0), no_env(), &["port", "code"]),
         (
-            yaml("redis_databases:\n  main: {host: ''}\n"),
+            KeeperConfig::default().configure("main", |d| d.host("")),
             no_env(),
-            &["host", "redis_databases.main.host"],
+            &["host", "code"],
         ),
         (
             yaml("retry_min: 40\n"),

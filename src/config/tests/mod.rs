@@ -253,6 +253,19 @@ fn yaml_errors_name_key_and_line() {
             &["newname", "explicit `db:`", "line 3"],
         ),
         ("socket_timeout: -1\n", &["socket_timeout", "line 1"]),
+        ("port: 0\n", &["port 0", "1..=65535", "line 1"]),
+        (
+            "redis_databases:\n  main: {host: ''}\n",
+            &["host", "redis_databases.main", "not a URL", "line 2"],
+        ),
+        (
+            "health_check_interval: 0\n",
+            &["health_check_interval", "greater than 0", "line 1"],
+        ),
+        (
+            "max_connections: 0\n",
+            &["max_connections", "at least 1", "line 1"],
+        ),
         ("socket_timeout: .nan\n", &["socket_timeout", "line 1"]),
         (
             "idle_timeout: 40000000\n",

@@ -1,0 +1,356 @@
+//! The configuration keys: one row per key, from which the layer, the YAML reader, the
+//! environment, the default, the check, the code setter and the README table all come.
+//!
+//! A row is `name: Kind, scope, default, [env "VAR",] [set method(Type)];` under its doc:
+//! - `Kind` (from [`kinds`](super::kinds)) says how the value reads and what it accepts;
+//! - `scope` is `Both` (top level and per database) or `Db` (per database only);
+//! - `default` is `value(expr)`, `follows(other_key)` or `unset("what the README says")`;
+//! - `env "VAR"` adds a short variable for every database (every key also has
+//!   `REDIS_KEEPER_<KEY>` and `REDIS_KEEPER_<DB>_<KEY>`);
+//! - `set method(Type)` adds a [`DatabaseOverrides`] setter.
+//!
+//! Adding a key: one row here, then its use (a field of
+//! [`DatabaseSettings`](super::DatabaseSettings) filled in `resolve.rs`), then
+//! `cargo test readme_key_table` prints the README table to paste.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::de::{self, MapAccess};
+
+use super::kinds::{
+    read_checked, Count, DbNumber, Flag, Host, JitterName, Kind, Limit, Number, Password, Period,
+    Port, Seconds, Text,
+};
+use super::layer::{Layer, Origins};
+#[cfg(test)]
+use super::table::default_doc;
+use super::table::{
+    config_keys, default_value, first_of, resolve_key, resolved_type, setter, AliasSpec, KeySpec,
+    Level, Scope,
+};
+use super::{ConfigError, DatabaseOverrides, Origin, Secret};
+use crate::policy::{
+    BreakerConfig, HealthConfig, IdleConfig, Jitter, ReadinessConfig, RetryConfig,
+};
+use crate::seams::{Keepalive, TcpOptions};
+
+const fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+config_keys! {
+    keys {
+        /// Logical database number `0..=15`. Required for a non-canonical name; two names may
+        /// share a number (alias); a canonical name may be moved explicitly.
+        db: DbNumber, Db, unset("canonical number");
+        /// Free text.
+        description: Text, Db, unset("none"), set description(impl Into<String>);
+        /// Server host name or address.
+        host: Host, Both, value("127.0.0.1".to_owned()), env "REDIS_HOST",
+            set host(impl Into<String>);
+        /// Server port (1..=65535).
+        port: Port, Both, value(6379), env "REDIS_PORT", set port(u16);
+        /// ACL user name (empty = none).
+        username: Text, Both, unset("none"), env "REDIS_USERNAME",
+            set username(impl Into<String>);
+        /// Password (empty = none). Never printed.
+        password: Password, Both, unset("none"), env "REDIS_PASSWORD",
+            set password(impl Into<Secret>);
+        /// Bound on shared + exclusive connections together, ≥ 1.
+        max_connections: Count, Both, value(20), set max_connections(u32);
+        /// Multiplexed connections shared by `get`, `1..=max_connections`.
+        shared_connections: Count, Both, value(2), set shared_connections(u32);
+        /// Response timeout, > 0.
+        socket_timeout: Period, Both, value(secs(5)), set response_timeout(Duration);
+        /// TCP connect timeout, > 0.
+        socket_connect_timeout: Period, Both, value(secs(5)), set connect_timeout(Duration);
+        /// TCP keepalive on/off.
+        socket_keepalive: Flag, Both, value(TcpOptions::default().keepalive.is_some()),
+            set socket_keepalive(bool);
+        /// Idle time before the first keepalive probe (`TCP_KEEPIDLE`), > 0.
+        keepalive_idle: Period, Both, value(Keepalive::default().idle),
+            set keepalive_idle(Duration);
+        /// Time between keepalive probes (`TCP_KEEPINTVL`), > 0.
+        keepalive_interval: Period, Both, value(Keepalive::default().interval),
+            set keepalive_interval(Duration);
+        /// Unanswered probes before the connection drops (`TCP_KEEPCNT`), ≥ 1.
+        keepalive_probes: Count, Both, value(Keepalive::default().probes),
+            set keepalive_probes(u32);
+        /// `TCP_NODELAY`.
+        tcp_nodelay: Flag, Both, value(TcpOptions::default().nodelay), set tcp_nodelay(bool);
+        /// Background PING period, > 0.
+        health_check_interval: Period, Both, value(HealthConfig::default().interval),
+            set health_check_interval(Duration);
+        /// A connection idle longer than this is validated (PING) on checkout.
+        check_on_checkout_after: Seconds, Both, follows(health_check_interval),
+            set check_on_checkout_after(Duration);
+        /// Connection attempts in total, ≥ 1.
+        retry_attempts: Count, Both, value(RetryConfig::default().max_attempts),
+            set retry_attempts(u32);
+        /// Retry wait base: wait after attempt n = `clamp(multiplier · 2^(n-1), min, max)`.
+        retry_multiplier: Seconds, Both, value(RetryConfig::default().multiplier),
+            set retry_multiplier(Duration);
+        /// Shortest retry wait, ≤ `retry_max`.
+        retry_min: Seconds, Both, value(RetryConfig::default().min), set retry_min(Duration);
+        /// Longest retry wait.
+        retry_max: Seconds, Both, value(RetryConfig::default().max), set retry_max(Duration);
+        /// `none` or `full` (uniform in `[min, wait(n)]`, seeded).
+        retry_jitter: JitterName, Both, value(RetryConfig::default().jitter),
+            set retry_jitter(Jitter);
+        /// Whether connect/response timeouts are retried.
+        retry_on_timeout: Flag, Both, value(RetryConfig::default().retry_on_timeout),
+            set retry_on_timeout(bool);
+        /// Consecutive failures that open the circuit breaker, ≥ 1.
+        breaker_failure_threshold: Count, Both, value(BreakerConfig::default().failure_threshold),
+            set breaker_failure_threshold(u32);
+        /// How long the breaker stays open before a half-open probe.
+        breaker_open_seconds: Seconds, Both, value(BreakerConfig::default().open_for),
+            set breaker_open_for(Duration);
+        /// Connections already open that are lost within this long after a loss the breaker
+        /// counted went down in the same event: no further failure (a `CLIENT KILL` of the
+        /// whole pool is one failure).
+        breaker_loss_window: Seconds, Both, follows(socket_timeout),
+            set breaker_loss_window(Duration);
+        /// PING interval while the server answers `LOADING`, > 0.
+        loading_poll_interval: Period, Both, value(ReadinessConfig::default().poll_interval),
+            set loading_poll_interval(Duration);
+        /// Give up this long after the first `LOADING`.
+        loading_timeout: Seconds, Both, value(ReadinessConfig::default().timeout),
+            set loading_timeout(Duration);
+        /// An idle connection older than this is stale and closed.
+        idle_timeout: Seconds, Both, value(IdleConfig::default().idle_timeout),
+            set idle_timeout(Duration);
+        /// Idle sweep period, > 0.
+        idle_sweep_interval: Period, Both, value(IdleConfig::default().sweep_interval),
+            set idle_sweep_interval(Duration);
+        /// Idle connections the sweep keeps, ≤ `max_connections`.
+        min_idle: Number, Both, value(0), set min_idle(u32);
+        /// Close connections older than this; `0` = no limit.
+        max_lifetime: Limit, Both, value(IdleConfig::default().max_lifetime),
+            set max_lifetime(Option<Duration>);
+        /// How long a caller waits for a free connection (`0` = fail at once).
+        pool_wait_timeout: Seconds, Both, value(secs(5)), set pool_wait_timeout(Duration);
+        /// Accepted for seed compatibility; only checked to be `true`/`false`. In Rust the
+        /// requested return type decides decoding (every reply reads as `String` or bytes).
+        decode_responses: Flag, Both, value(true);
+        /// A `debug` event per command: database, command name and argument count, never the
+        /// values.
+        log_commands: Flag, Both, value(false), set log_commands(bool);
+    }
+    aliases {
+        /// Seed alias of `socket_timeout` (must agree if both set).
+        timeout: Period => socket_timeout;
+        /// Seed alias of `socket_timeout` (must agree if both set).
+        timeout_seconds: Period => socket_timeout;
+        /// Seed alias of `retry_attempts` (must agree if both set).
+        max_retries: Count => retry_attempts;
+        /// Seed key: sets both `retry_multiplier` and `retry_min` (must agree with them if set).
+        retry_delay: Seconds => retry_multiplier, retry_min;
+    }
+}
+
+/// The canonical keys a YAML/env key name stands for (aliases included); `None` if unknown.
+pub(crate) fn canonical_keys(key: &str) -> Option<Vec<&'static str>> {
+    if let Some(alias) = ALIASES.iter().find(|a| a.name == key) {
+        return Some(alias.targets.to_vec());
+    }
+    KEYS.iter().find(|k| k.name == key).map(|k| vec![k.name])
+}
+
+/// The spec of a canonical key.
+pub(crate) fn spec(key: &str) -> Option<&'static KeySpec> {
+    KEYS.iter().find(|k| k.name == key)
+}
+
+/// Where the YAML reader puts one map's values: a layer, with each key's origin, and which
+/// YAML name set each canonical key (to catch an alias that disagrees).
+pub(crate) struct YamlSink<'a> {
+    pub(crate) layer: Layer,
+    /// YAML names read so far (a repeated one is a duplicate).
+    seen: Vec<&'static str>,
+    /// Canonical key → the YAML name that set it.
+    set_by: BTreeMap<&'static str, &'static str>,
+    origin: &'a dyn Fn(&str) -> Origin,
+}
+
+impl<'a> YamlSink<'a> {
+    /// An empty sink; `origin` names a YAML key's place (file and key path).
+    pub(crate) fn new(origin: &'a dyn Fn(&str) -> Origin) -> Self {
+        Self {
+            layer: Layer::new(Origin::Default),
+            seen: Vec::new(),
+            set_by: BTreeMap::new(),
+            origin,
+        }
+    }
+
+    /// Notes that the YAML name `name` was read; a second time is a duplicate.
+    pub(crate) fn first_time<E: de::Error>(&mut self, name: &'static str) -> Result<(), E> {
+        if self.seen.contains(&name) {
+            return Err(E::duplicate_field(name));
+        }
+        self.seen.push(name);
+        Ok(())
+    }
+
+    /// Sets canonical `key` from YAML name `name`; two names of one key must agree.
+    fn put<T: PartialEq, E: de::Error>(
+        &mut self,
+        key: &'static str,
+        name: &'static str,
+        value: T,
+        slot: impl FnOnce(&mut Partial) -> &mut Option<T>,
+    ) -> Result<(), E> {
+        let slot = slot(&mut self.layer.values);
+        if let (Some(old), Some(other)) = (slot.as_ref(), self.set_by.get(key)) {
+            if *old != value {
+                return Err(E::custom(format!(
+                    "conflicting {other} and {name}: both set, with different values"
+                )));
+            }
+        }
+        *slot = Some(value);
+        self.set_by.insert(key, name);
+        self.layer.record(key, (self.origin)(name));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+/// Rows of the README table for keys outside the per-database table.
+const DOCUMENT_ROWS: &[[&str; 4]] = &[
+    [
+        "`redis_databases` / `databases`",
+        "top",
+        "Map of database name → settings. Names: ASCII letters, digits, `_`, `-`; unique \
+         (compared upper-cased, `-` as `_`). The 16 canonical names always exist; new names \
+         need `db:`.",
+        "canonical 16",
+    ],
+    [
+        "`log_level`",
+        "top",
+        "Level filter for the keeper's own tracing events: `error`, `warn` (`warning`), `info`, \
+         `debug`, `trace`, case-insensitive.",
+        "`info`",
+    ],
+];
+
+#[cfg(test)]
+/// The README's key table, generated from the rows (canonical keys, each followed by its
+/// aliases).
+pub(crate) fn readme_table() -> String {
+    let defaults = documented_defaults();
+    let mut out = String::from("| Key | Level | Meaning | Default |\n|---|---|---|---|\n");
+    let mut row = |cells: [&str; 4]| {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            cells[0], cells[1], cells[2], cells[3]
+        ));
+    };
+    for cells in DOCUMENT_ROWS {
+        row(*cells);
+    }
+    for key in KEYS {
+        let default = defaults
+            .iter()
+            .find(|(k, _)| *k == key.name)
+            .map_or("", |(_, d)| d.as_str());
+        row([
+            &format!("`{}`", key.name),
+            key.scope.shown(),
+            &one_line(key.doc),
+            default,
+        ]);
+        for alias in ALIASES.iter().filter(|a| a.targets[0] == key.name) {
+            row([
+                &format!("`{}`", alias.name),
+                key.scope.shown(),
+                &one_line(alias.doc),
+                "—",
+            ]);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+/// A doc comment's lines as one line of text.
+fn one_line(doc: &str) -> String {
+    doc.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_alias_names_canonical_keys_of_its_kind() {
+        for alias in ALIASES {
+            assert!(
+                spec(alias.name).is_none(),
+                "{} is also canonical",
+                alias.name
+            );
+            for target in alias.targets {
+                assert!(spec(target).is_some(), "{} → unknown {target}", alias.name);
+            }
+        }
+        assert_eq!(
+            canonical_keys("retry_delay").unwrap(),
+            ["retry_multiplier", "retry_min"]
+        );
+        assert_eq!(canonical_keys("port").unwrap(), ["port"]);
+        assert!(canonical_keys("colour").is_none());
+    }
+
+    #[test]
+    fn text_parsing_goes_through_the_row_kind() {
+        let mut p = Partial::default();
+        assert!(p.set_text("max_connections", "50").unwrap().is_ok());
+        assert_eq!(p.max_connections, Some(50));
+        assert!(p.set_text("max_lifetime", "0").unwrap().is_ok());
+        assert_eq!(p.max_lifetime, Some(None));
+        assert!(p.set_text("socket_timeout", "-1").unwrap().is_err());
+        assert!(p.set_text("nope", "1").is_none());
+        p.set_text("password", "pw").unwrap().unwrap();
+        assert_eq!(p.show("password").unwrap(), "***");
+        assert!(spec("password").unwrap().secret);
+    }
+
+    #[test]
+    fn every_default_passes_its_own_check() {
+        let bad = |key: &str, why: &str| ConfigError::InvalidValue {
+            key: key.to_owned(),
+            value: String::new(),
+            origin: Origin::Default,
+            reason: why.to_owned(),
+        };
+        let values = Values::resolve(&defaults().values, &bad).unwrap();
+        assert_eq!(values.check_on_checkout_after, values.health_check_interval);
+        assert_eq!(values.breaker_loss_window, values.socket_timeout);
+        assert_eq!(values.db, None);
+    }
+
+    /// The README's table is this table: edit a row, then paste the printed table between the
+    /// README's `config-keys` markers.
+    #[test]
+    fn readme_key_table_is_generated_from_the_rows() {
+        let readme = include_str!("../../README.md");
+        let begin = "<!-- config-keys:begin -->\n";
+        let end = "<!-- config-keys:end -->";
+        let start = readme
+            .find(begin)
+            .expect("README lacks the config-keys:begin marker");
+        let stop = readme
+            .find(end)
+            .expect("README lacks the config-keys:end marker");
+        let shown = &readme[start + begin.len()..stop];
+        let expected = readme_table();
+        assert!(
+            shown == expected,
+            "README key table differs from src/config/keys.rs; paste this:\n{expected}"
+        );
+    }
+}
