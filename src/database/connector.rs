@@ -60,7 +60,7 @@ impl Database {
                     if loading {
                         self.admission.enter_loading();
                         if dial.push.is_none() {
-                            self.wait_ready(&conn.inner).await?;
+                            self.wait_ready(conn.multiplexed()).await?;
                         }
                     } else {
                         self.admission.mark_ready();
@@ -158,8 +158,8 @@ impl Database {
                 target.epoch,
                 self.binding.current(),
             );
-            self.track(&conn.link);
-            match ping(&conn.inner).await {
+            self.track(conn.link());
+            match ping(conn.multiplexed()).await {
                 Ok(()) => Ok((conn, false)),
                 Err((FailureKind::Loading, _)) => Ok((conn, true)),
                 Err(failure) => Err(failure),
@@ -239,7 +239,7 @@ impl Database {
         let result = timeout_at(
             &**self.runtime.clock(),
             self.now() + self.settings.response_timeout,
-            ping(&conn.inner),
+            ping(conn.multiplexed()),
         )
         .await
         .unwrap_or_else(|_| {
@@ -258,7 +258,7 @@ impl Database {
                 Ok(())
             }
             Err((kind, err)) => {
-                self.report_on(&conn.link, permit, !kind.trips_breaker());
+                self.report_on(conn.link(), permit, !kind.trips_breaker());
                 if kind == FailureKind::Loading {
                     self.admission.enter_loading();
                 }
