@@ -58,7 +58,7 @@ impl Database {
         let ok = match self.ensure_admitted() {
             Err(_) => false,
             Ok(()) => match self.shared_connection().await {
-                Ok(conn) => match self.validate(conn.conn()).await {
+                Ok(conn) => match self.connector.validate(conn.conn()).await {
                     Ok(()) => true,
                     Err(e) => {
                         if e.failure_kind().is_some_and(|k| k.poisons_connection()) {

@@ -48,7 +48,7 @@ impl Database {
                         .health
                         .needs_checkout_check(now, lease.meta().returned_at);
                     if check {
-                        if let Err(e) = self.validate(lease.conn_mut()).await {
+                        if let Err(e) = self.connector.validate(lease.conn_mut()).await {
                             // `LOADING` came from a live connection: keep it (its commands
                             // wait for readiness). Anything else: close it, take the next.
                             if e.failure_kind() != Some(FailureKind::Loading) {

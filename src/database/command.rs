@@ -53,7 +53,7 @@ impl Database {
         for _ in 0..=MAX_LOADING_RESENDS {
             if self.admission.is_loading() {
                 // Boxed: the rare wait would otherwise size every command's future.
-                if let Err(e) = Box::pin(self.wait_ready(mc)).await {
+                if let Err(e) = Box::pin(self.connector.wait_ready(mc)).await {
                     // A probe that timed out or hit a dead socket leaves the connection unusable.
                     let poisoned = e
                         .failure_kind()
@@ -93,7 +93,8 @@ impl Database {
                         self.admission.enter_loading();
                         continue;
                     }
-                    self.report_on(link, permit, !kind.trips_breaker());
+                    self.admission
+                        .report_on(link, permit, !kind.trips_breaker());
                     if kind.poisons_connection() {
                         keeper_event!(self, WARN, error = %err, "connection failed; closing it");
                     }

@@ -25,7 +25,7 @@ mod settings;
 mod watchdog;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::DatabaseSettings;
@@ -47,10 +47,11 @@ pub(crate) struct Database {
     name: Arc<str>,
     settings: DatabaseSettings,
     runtime: Runtime,
-    conn_info: redis::RedisConnectionInfo,
     policy: settings::PolicySettings,
     /// Breaker, readiness, loss grouping, health schedule: the only holder of their lock.
-    admission: admission::Admission,
+    admission: Arc<admission::Admission>,
+    /// The only opener of connections (and the registry of those it opened).
+    connector: connector::Connector,
     pool: Pool<RedisConn>,
     pub(crate) shared: SharedSlots<RedisConn, Error>,
     counters: Arc<DbCounters>,
@@ -58,12 +59,8 @@ pub(crate) struct Database {
     log_level: tracing::level_filters::LevelFilter,
     /// Set by [`Database::close`]: no new command starts.
     closed: AtomicBool,
-    /// Every connection opened, so that closing reaches the lent ones too (pruned on each open).
-    links: Mutex<Vec<Weak<conn::Link>>>,
     /// Notified when the database is closed (subscribers stop).
     closed_event: event_listener::Event,
-    /// What it connects to, and the epoch of the current resolution.
-    binding: backend::Binding,
 }
 
 impl Database {
@@ -75,12 +72,27 @@ impl Database {
     ) -> Arc<Self> {
         let now = runtime.clock().now();
         let policy = settings::PolicySettings::from(&settings);
-        let conn_info = settings::connection_info(&settings);
-        let binding = backend::Binding::new(backend::Backend::Direct {
-            endpoint: settings.endpoint.clone(),
-        });
         let name: Arc<str> = Arc::from(settings.name.as_str());
         let counters = Arc::new(DbCounters::default());
+        let admission = Arc::new(admission::Admission::new(
+            name.clone(),
+            log_level,
+            runtime.clock().clone(),
+            counters.clone(),
+            &policy,
+            rng,
+        ));
+        let connector = connector::Connector::new(
+            &settings,
+            &policy,
+            connector::Common {
+                name: name.clone(),
+                log_level,
+                runtime: runtime.clone(),
+                admission: admission.clone(),
+                counters: counters.clone(),
+            },
+        );
         Arc::new(Self {
             name: name.clone(),
             pool: Pool::new(
@@ -89,25 +101,16 @@ impl Database {
                 policy.idle.clone(),
             ),
             shared: SharedSlots::new(settings.shared_connections as usize),
-            admission: admission::Admission::new(
-                name.clone(),
-                log_level,
-                runtime.clock().clone(),
-                counters.clone(),
-                &policy,
-                rng,
-            ),
+            admission,
+            connector,
             policy,
             counters,
-            conn_info,
             settings,
             runtime,
             started: now,
             log_level,
             closed: AtomicBool::new(false),
-            links: Mutex::new(Vec::new()),
             closed_event: event_listener::Event::new(),
-            binding,
         })
     }
 
@@ -144,13 +147,6 @@ impl Database {
         self.admission.health()
     }
 
-    /// Reports the outcome of a call made on `link`'s connection (see
-    /// [`admission::Admission::report_on_connection`]: connections lost together count once).
-    pub(crate) fn report_on(&self, link: &conn::Link, permit: crate::policy::Permit, ok: bool) {
-        self.admission
-            .report_on_connection(permit, ok, link.opened_at(), || link.mark_lost());
-    }
-
     pub(crate) fn stats(&self) -> DatabaseStats {
         let now = self.now();
         let mut out = DatabaseStats {
@@ -177,17 +173,18 @@ impl Database {
         self.counters.record_error(err.to_string(), self.now());
     }
 
-    /// Remembers a newly opened connection (see [`Database::close`]).
-    pub(crate) fn track(&self, link: &Arc<conn::Link>) {
-        let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
-        links.retain(|l| l.strong_count() > 0);
-        links.push(Arc::downgrade(link));
+    /// Opens one ready connection through the connector (see [`connector::Connector::open`]);
+    /// `Closed` once the database is closed.
+    pub(crate) async fn open_with(&self, dial: &Dial) -> Result<RedisConn, Error> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        self.connector.open(dial).await
     }
 
-    /// The connections still open (tracked and not dropped).
-    fn open_links(&self) -> Vec<Arc<conn::Link>> {
-        let links = self.links.lock().unwrap_or_else(|e| e.into_inner());
-        links.iter().filter_map(Weak::upgrade).collect()
+    /// [`Database::open_with`] for a pool's RESP2 command connection.
+    pub(crate) async fn open(&self) -> Result<RedisConn, Error> {
+        self.open_with(&Dial::default()).await
     }
 
     /// Refuses new commands from now on (`Closed`); those in flight go on.
@@ -204,7 +201,10 @@ impl Database {
     /// Whether a command is still waiting for its reply on one of the connections (a command
     /// that blocks on the server, such as `BLPOP … 0`, does not count: it may wait forever).
     pub(crate) fn has_commands_in_flight(&self) -> bool {
-        self.open_links().iter().any(|l| l.has_commands_in_flight())
+        self.connector
+            .open_links()
+            .iter()
+            .any(|l| l.has_commands_in_flight())
     }
 
     /// Closes the database: no new command starts, and every connection is closed now, idle,
@@ -213,7 +213,7 @@ impl Database {
         self.stop_admitting();
         self.pool.close();
         self.shared.clear();
-        for link in self.open_links() {
+        for link in self.connector.open_links() {
             link.close();
         }
         self.closed_event.notify(usize::MAX);
@@ -229,7 +229,7 @@ impl Database {
     /// closed instead of handed out, shared ones replaced, lent ones closed when returned.
     /// (The backend seam's hook for a changed resolution, such as a Sentinel failover.)
     pub(crate) fn rebind(&self) -> u64 {
-        let epoch = self.binding.bump_epoch();
+        let epoch = self.connector.bump_epoch();
         keeper_event!(
             self,
             INFO,
