@@ -154,7 +154,7 @@ impl PooledConnection {
             Handle::Shared => {
                 refuse_on_shared(req)?;
                 // Spread requests over the database's shared connections; replace a broken one.
-                let conn = match db.shared.pick_ready() {
+                let conn = match db.pick_ready_shared() {
                     Some(conn) => conn,
                     // Boxed: the rare (re)connect would otherwise size every command's future.
                     None => Box::pin(db.shared_connection()).await?,

@@ -30,8 +30,8 @@ use std::time::Instant;
 
 use crate::config::DatabaseSettings;
 use crate::error::Error;
-use crate::policy::HealthState;
-use crate::pool::{Pool, SharedSlots};
+use crate::policy::{HealthConfig, HealthState};
+use crate::pool::{Pool, SharedConn, SharedSlots};
 use crate::rng::Rng;
 use crate::seams::Runtime;
 use crate::stats::{DatabaseStats, DbCounters};
@@ -47,13 +47,14 @@ pub(crate) struct Database {
     name: Arc<str>,
     settings: DatabaseSettings,
     runtime: Runtime,
-    policy: settings::PolicySettings,
+    /// When an idle connection is validated before it is lent (checkout.rs).
+    checkout_check: HealthConfig,
     /// Breaker, readiness, loss grouping, health schedule: the only holder of their lock.
     admission: Arc<admission::Admission>,
     /// The only opener of connections (and the registry of those it opened).
     connector: connector::Connector,
     pool: Pool<RedisConn>,
-    pub(crate) shared: SharedSlots<RedisConn, Error>,
+    shared: SharedSlots<RedisConn, Error>,
     counters: Arc<DbCounters>,
     started: Instant,
     log_level: tracing::level_filters::LevelFilter,
@@ -103,7 +104,7 @@ impl Database {
             shared: SharedSlots::new(settings.shared_connections as usize),
             admission,
             connector,
-            policy,
+            checkout_check: policy.health,
             counters,
             settings,
             runtime,
@@ -167,6 +168,38 @@ impl Database {
 
     pub(crate) fn pool(&self) -> &Pool<RedisConn> {
         &self.pool
+    }
+
+    /// Breaker, readiness, loss grouping and health schedule (checkout, commands, background).
+    fn admission(&self) -> &admission::Admission {
+        &self.admission
+    }
+
+    /// The opener of connections (checkout, readiness waits, validation).
+    fn connector(&self) -> &connector::Connector {
+        &self.connector
+    }
+
+    /// The multiplexed connections shared by every shared handle.
+    fn shared(&self) -> &SharedSlots<RedisConn, Error> {
+        &self.shared
+    }
+
+    /// Whether every shared slot holds a ready connection (one load: `get`'s fast path).
+    #[inline]
+    pub(crate) fn all_shared_ready(&self) -> bool {
+        self.shared.all_ready()
+    }
+
+    /// A ready shared connection, the next in turn, if there is one (no connect, no wait).
+    #[inline]
+    pub(crate) fn pick_ready_shared(&self) -> Option<Arc<SharedConn<RedisConn>>> {
+        self.shared.pick_ready()
+    }
+
+    /// Whether a connection idle since `idle_since` is validated before it is lent at `now`.
+    fn needs_checkout_check(&self, now: Instant, idle_since: Instant) -> bool {
+        self.checkout_check.needs_checkout_check(now, idle_since)
     }
 
     pub(crate) fn record_error(&self, err: &Error) {
@@ -242,6 +275,12 @@ impl Database {
     /// Runs the idle sweep now (due or not); returns how many connections it closed.
     pub(crate) fn sweep_now(&self) -> usize {
         self.pool.sweep_now(self.now()) + self.shared.evict_broken()
+    }
+
+    /// Runs the idle sweep if due at `now` (the background loop), and evicts broken shared
+    /// connections; returns how many connections it closed.
+    fn sweep(&self, now: Instant) -> usize {
+        self.pool.sweep(now) + self.shared.evict_broken()
     }
 
     /// Checks the pool's accounting invariants (tests, simulator).
