@@ -1,5 +1,5 @@
-//! Opening connections, the only place that does: transport, handshake and a first PING under
-//! the connect timeout, the retry schedule between attempts, the readiness wait that rides out
+//! [`Connector`]: opening connections, the only place that does: transport, handshake and a
+//! first PING under the connect timeout, the retry schedule between attempts, the readiness wait that rides out
 //! `LOADING`, and the PING that validates a connection.
 
 use std::io;
@@ -110,7 +110,7 @@ impl Connector {
             connect_timeout: settings.connect_timeout,
             response_timeout: settings.response_timeout,
             probe_timeout: policy.readiness.probe_timeout,
-            tcp: settings.tcp.clone(),
+            tcp: settings.tcp,
         }
     }
 
