@@ -154,13 +154,13 @@ impl PooledConnection {
             Handle::Shared => {
                 refuse_on_shared(req)?;
                 // Spread requests over the database's shared connections; replace a broken one.
-                let conn = match db.shared.pick_ready() {
+                let conn = match db.pick_ready_shared() {
                     Some(conn) => conn,
                     // Boxed: the rare (re)connect would otherwise size every command's future.
                     None => Box::pin(db.shared_connection()).await?,
                 };
-                let mut mc = conn.conn().inner.clone();
-                db.execute(&conn.conn().link, &mut mc, req, BlockTime::None)
+                let mut mc = conn.conn().multiplexed().clone();
+                db.execute(conn.conn().link(), &mut mc, req, BlockTime::None)
                     .await
                     .map_err(|e| {
                         if e.poisoned {
@@ -171,16 +171,16 @@ impl PooledConnection {
             }
             Handle::Exclusive(ex) => {
                 refuse_subscribe(req)?;
-                if ex.session.in_flight && ex.lease.conn_mut().link.is_closed() {
+                if ex.session.in_flight && ex.lease.conn_mut().link().is_closed() {
                     // The last command's future was dropped while it blocked, which closed the
                     // connection: carry on with a fresh one, unless state was lost with it.
                     Box::pin(ex.replace_cancelled(db)).await?;
                 }
                 observe_commands(&mut ex.session, req);
                 ex.session.in_flight = true;
-                let conn = ex.lease.conn_mut();
+                let (link, mc) = ex.lease.conn_mut().parts_mut();
                 let block = BlockTime::of(req);
-                let result = db.execute(&conn.link, &mut conn.inner, req, block).await;
+                let result = db.execute(link, mc, req, block).await;
                 ex.session.in_flight = false;
                 result.map_err(|e| {
                     if e.poisoned {
@@ -226,7 +226,7 @@ impl Drop for PooledConnection {
             .live_handles
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         if let Handle::Exclusive(ex) = &mut self.handle {
-            if ex.lease.conn_mut().link.is_stale() {
+            if ex.lease.conn_mut().link().is_stale() {
                 ex.lease.discard(); // opened in an older backend epoch: never re-idled
             }
             if !ex.session.is_clean() && !ex.lease.is_discarded() {

@@ -159,7 +159,7 @@ impl Keeper {
         db.ensure_admitted()?;
         // The common case, every slot ready: one load. Otherwise pick a slot in turn, filling an
         // empty or broken one (in the background when another slot can serve meanwhile).
-        if !db.shared.all_ready() {
+        if !db.all_shared_ready() {
             db.shared_connection().await?;
         }
         Ok(PooledConnection::shared(db.clone()))

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use tracing::level_filters::LevelFilter;
 
+use super::conn::Link;
 use super::gate::Gate;
 use super::settings::PolicySettings;
 use crate::error::Error;
@@ -186,6 +187,11 @@ impl Admission {
         } else {
             self.report(permit, false);
         }
+    }
+
+    /// [`Admission::report_on_connection`] for a call made on `link`'s connection.
+    pub(crate) fn report_on(&self, link: &Link, permit: Permit, transport_ok: bool) {
+        self.report_on_connection(permit, transport_ok, link.opened_at(), || link.mark_lost());
     }
 
     fn lost_together(&self, opened_at: Instant) -> bool {

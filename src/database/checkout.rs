@@ -14,13 +14,12 @@ impl Database {
     /// An idle connection that needs no validation, lent at once without waiting, while the
     /// breaker is closed; `None` when the full [`Database::checkout_exclusive`] path is needed.
     pub(crate) fn try_checkout_ready(&self) -> Option<Lease<RedisConn>> {
-        if !self.admission.breaker_is_closed() {
+        if !self.admission().breaker_is_closed() {
             return None;
         }
         let now = self.now();
-        let health = &self.policy.health;
-        self.pool.try_take_idle(now, |meta, conn| {
-            !conn.is_closed() && !health.needs_checkout_check(now, meta.returned_at)
+        self.pool().try_take_idle(now, |meta, conn| {
+            !conn.is_closed() && !self.needs_checkout_check(now, meta.returned_at)
         })
     }
 
@@ -28,14 +27,14 @@ impl Database {
     pub(crate) async fn checkout_exclusive(&self) -> Result<Lease<RedisConn>, Error> {
         // One clock read serves admission, the deadline, staleness and the checkout check.
         let mut now = self.now();
-        self.admission.ensure_admitted_at(now)?;
-        let deadline = now + self.settings.pool_wait_timeout;
+        self.admission().ensure_admitted_at(now)?;
+        let deadline = now + self.settings().pool_wait_timeout;
         // Bounded: each round consumes an idle connection or ends.
         for round in 0..10_000 {
             if round > 0 {
                 now = self.now();
             }
-            match self.pool.checkout(now, deadline).await {
+            match self.pool().checkout(now, deadline).await {
                 Err(e) => return Err(self.pool_error(e)),
                 Ok(Checkout::Idle(mut lease)) => {
                     // The server closed it while it sat idle: close it here, take the next.
@@ -43,12 +42,8 @@ impl Database {
                         lease.discard();
                         continue;
                     }
-                    let check = self
-                        .policy
-                        .health
-                        .needs_checkout_check(now, lease.meta().returned_at);
-                    if check {
-                        if let Err(e) = self.validate(lease.conn_mut()).await {
+                    if self.needs_checkout_check(now, lease.meta().returned_at) {
+                        if let Err(e) = self.connector().validate(lease.conn_mut()).await {
                             // `LOADING` came from a live connection: keep it (its commands
                             // wait for readiness). Anything else: close it, take the next.
                             if e.failure_kind() != Some(FailureKind::Loading) {
@@ -66,7 +61,7 @@ impl Database {
             }
         }
         Err(self.pool_error(PoolError::Timeout {
-            waited: self.settings.pool_wait_timeout,
+            waited: self.settings().pool_wait_timeout,
         }))
     }
 
@@ -76,7 +71,7 @@ impl Database {
         self: &Arc<Self>,
     ) -> Result<Arc<SharedConn<RedisConn>>, Error> {
         let this = self.clone();
-        let pick = self.shared.pick(move || {
+        let pick = self.shared().pick(move || {
             Box::pin(async move {
                 let lease = this.checkout_exclusive().await?;
                 Ok(lease.into_shared())
@@ -86,16 +81,18 @@ impl Database {
         match pick {
             Pick::Ready(conn) => {
                 // Every slot may be ready again (a replaced connection cleared the hint).
-                self.shared.refresh_filled();
+                self.shared().refresh_filled();
                 Ok(conn)
             }
-            Pick::Wait(index, connecting) => {
-                self.shared.finish(index, connecting).await.map_err(unshare)
-            }
+            Pick::Wait(index, connecting) => self
+                .shared()
+                .finish(index, connecting)
+                .await
+                .map_err(unshare),
             Pick::ReadyAndFill(conn, index, connecting) => {
                 let this = self.clone();
-                self.runtime.spawner().spawn(Box::pin(async move {
-                    let _ = this.shared.finish(index, connecting).await;
+                self.runtime().spawner().spawn(Box::pin(async move {
+                    let _ = this.shared().finish(index, connecting).await;
                 }));
                 Ok(conn)
             }
@@ -104,17 +101,17 @@ impl Database {
 
     /// Fails at once with `CircuitOpen` when the breaker would reject a network call now.
     pub(crate) fn ensure_admitted(&self) -> Result<(), Error> {
-        if self.admission.breaker_is_closed() {
+        if self.admission().breaker_is_closed() {
             return Ok(());
         }
-        self.admission.ensure_admitted_at(self.now())
+        self.admission().ensure_admitted_at(self.now())
     }
 
     fn pool_error(&self, e: PoolError) -> Error {
         let e = match e {
             PoolError::Closed => Error::Closed,
             PoolError::Timeout { waited } => Error::PoolTimeout {
-                db: self.name.to_string(),
+                db: self.name().to_string(),
                 waited,
             },
         };

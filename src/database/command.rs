@@ -47,13 +47,13 @@ impl Database {
         req: CommandKind<'_>,
         block: BlockTime,
     ) -> Result<Reply, CommandError> {
-        if self.settings.log_commands {
-            log_request(&self.name, req);
+        if self.settings().log_commands {
+            log_request(self.name(), req);
         }
         for _ in 0..=MAX_LOADING_RESENDS {
-            if self.admission.is_loading() {
+            if self.admission().is_loading() {
                 // Boxed: the rare wait would otherwise size every command's future.
-                if let Err(e) = Box::pin(self.wait_ready(mc)).await {
+                if let Err(e) = Box::pin(self.connector().wait_ready(mc)).await {
                     // A probe that timed out or hit a dead socket leaves the connection unusable.
                     let poisoned = e
                         .failure_kind()
@@ -64,7 +64,7 @@ impl Database {
                     });
                 }
             }
-            let permit = self.admission.permit().map_err(|e| self.failed(e))?;
+            let permit = self.admission().permit().map_err(|e| self.failed(e))?;
             let started = self.now();
             let result = match block {
                 BlockTime::None => self.send_watched(link, mc, req, started).await,
@@ -73,27 +73,28 @@ impl Database {
             let now = self.now();
             match result {
                 Ok(reply) if all_loading(&reply) => {
-                    self.admission.report(permit, true);
-                    self.admission.enter_loading();
+                    self.admission().report(permit, true);
+                    self.admission().enter_loading();
                 }
                 Ok(reply) => {
-                    self.admission.report(permit, true);
+                    self.admission().report(permit, true);
                     let error_reply = is_error_reply(&reply);
-                    self.counters
+                    self.counters()
                         .record_reply(now.saturating_duration_since(started), error_reply);
                     if !error_reply {
-                        self.admission.mark_ready();
+                        self.admission().mark_ready();
                     }
                     return Ok(reply);
                 }
                 Err(err) => {
                     let kind = classify(&err);
                     if kind == FailureKind::Loading {
-                        self.admission.report(permit, true);
-                        self.admission.enter_loading();
+                        self.admission().report(permit, true);
+                        self.admission().enter_loading();
                         continue;
                     }
-                    self.report_on(link, permit, !kind.trips_breaker());
+                    self.admission()
+                        .report_on(link, permit, !kind.trips_breaker());
                     if kind.poisons_connection() {
                         keeper_event!(self, WARN, error = %err, "connection failed; closing it");
                     }
@@ -105,8 +106,8 @@ impl Database {
             }
         }
         Err(CommandError::from(self.failed(Error::NotReady {
-            db: self.name.to_string(),
-            waited: self.settings.readiness.loading_timeout,
+            db: self.name().to_string(),
+            waited: self.settings().readiness.loading_timeout,
         })))
     }
 
@@ -119,12 +120,12 @@ impl Database {
         started: std::time::Instant,
     ) -> redis::RedisResult<Reply> {
         // The connection's watchdog times the command out; no timer is armed for it here.
-        let ticket = link.watch(started + self.settings.response_timeout, &self.runtime);
+        let ticket = link.watch(started + self.settings().response_timeout, self.runtime());
         match send(mc, req).await {
             // The watchdog aborted the connection under this command: its deadline (or an
             // older command's, whose connection it shared) passed without a reply.
             Err(_) if ticket.timed_out() => {
-                Err(self.no_reply_within(self.settings.response_timeout))
+                Err(self.no_reply_within(self.settings().response_timeout))
             }
             other => other,
         }
@@ -147,12 +148,14 @@ impl Database {
         let mut on_drop = CloseUnlessAnswered(Some(link));
         let result = match block {
             BlockTime::For(blocks) => {
-                let limit = blocks.saturating_add(self.settings.response_timeout);
+                let limit = blocks.saturating_add(self.settings().response_timeout);
                 let deadline = started.checked_add(limit);
                 match deadline {
-                    Some(deadline) => timeout_at(&**self.runtime.clock(), deadline, send(mc, req))
-                        .await
-                        .unwrap_or_else(|_| Err(self.no_reply_within(limit))),
+                    Some(deadline) => {
+                        timeout_at(&**self.runtime().clock(), deadline, send(mc, req))
+                            .await
+                            .unwrap_or_else(|_| Err(self.no_reply_within(limit)))
+                    }
                     None => send(mc, req).await,
                 }
             }
@@ -173,13 +176,13 @@ impl Database {
     pub(crate) fn no_reply_within(&self, limit: std::time::Duration) -> redis::RedisError {
         redis::RedisError::from(io::Error::new(
             io::ErrorKind::TimedOut,
-            format!("no reply within {limit:?} from database `{}`", self.name),
+            format!("no reply within {limit:?} from database `{}`", self.name()),
         ))
     }
 
     /// Counts a failed operation and remembers its error.
     pub(crate) fn failed(&self, e: Error) -> Error {
-        DbCounters::bump(&self.counters.failed);
+        DbCounters::bump(&self.counters().failed);
         self.record_error(&e);
         e
     }

@@ -16,11 +16,11 @@ use crate::seams::Runtime;
 /// last clone is dropped, even when a reply is still outstanding (a stalled server).
 ///
 /// The two fields are separate so a command can borrow the [`Link`] and the multiplexed handle
-/// (`&mut` for redis-rs) at once without cloning either.
+/// (`&mut` for redis-rs) at once without cloning either ([`RedisConn::parts_mut`]).
 #[derive(Clone)]
 pub(crate) struct RedisConn {
-    pub(crate) inner: MultiplexedConnection,
-    pub(crate) link: Arc<Link>,
+    inner: MultiplexedConnection,
+    link: Arc<Link>,
 }
 
 /// What every clone of a connection shares. Dropping it (with the last clone) stops the driver
@@ -62,6 +62,21 @@ impl RedisConn {
             inner,
             link: Arc::new(link),
         }
+    }
+
+    /// The redis-rs handle (clone it to send on it).
+    pub(crate) fn multiplexed(&self) -> &MultiplexedConnection {
+        &self.inner
+    }
+
+    /// What every clone of this connection shares.
+    pub(crate) fn link(&self) -> &Arc<Link> {
+        &self.link
+    }
+
+    /// The link and the redis-rs handle at once, the handle mutably (to send on it in place).
+    pub(crate) fn parts_mut(&mut self) -> (&Link, &mut MultiplexedConnection) {
+        (&self.link, &mut self.inner)
     }
 }
 

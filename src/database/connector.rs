@@ -1,19 +1,27 @@
-//! Opening connections, the only place that does: transport, handshake and a first PING under
-//! the connect timeout, the retry schedule between attempts, the readiness wait that rides out
+//! [`Connector`]: opening connections, the only place that does: transport, handshake and a
+//! first PING under the connect timeout, the retry schedule between attempts, the readiness wait that rides out
 //! `LOADING`, and the PING that validates a connection.
 
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
 use redis::AsyncConnectionConfig;
+use tracing::level_filters::LevelFilter;
 
+use super::admission::Admission;
+use super::backend::{Backend, Binding};
+use super::conn::{Link, RedisConn};
 use super::driver::driver_task;
-use super::{Database, RedisConn};
+use super::settings::{connection_info, PolicySettings};
 use crate::classify::classify;
+use crate::config::DatabaseSettings;
 use crate::error::Error;
-use crate::policy::{FailureKind, ProbeOutcome, ReadinessAction, RetryDecision, RetrySchedule};
-use crate::seams::timeout_at;
+use crate::policy::{
+    FailureKind, ProbeOutcome, ReadinessAction, RetryConfig, RetryDecision, RetrySchedule,
+};
+use crate::seams::{timeout_at, Runtime, TcpOptions};
 use crate::stats::DbCounters;
 
 /// A failed network step: what the policies see, and the error itself.
@@ -37,19 +45,116 @@ pub(crate) struct Dial {
     pub(crate) push: Option<OnPush>,
 }
 
-impl Database {
-    /// Opens one ready connection, following the retry schedule; every attempt asks the breaker.
-    pub(crate) async fn open(&self) -> Result<RedisConn, Error> {
-        self.open_with(&Dial::default()).await
+/// What [`Connector::new`] is given that the rest of the database shares.
+pub(super) struct Common {
+    /// The database's name.
+    pub(super) name: Arc<str>,
+    /// The most detailed `tracing` level it emits.
+    pub(super) log_level: LevelFilter,
+    /// Its clock, spawner and transport.
+    pub(super) runtime: Runtime,
+    /// Its breaker, readiness and loss grouping.
+    pub(super) admission: Arc<Admission>,
+    /// Its statistics.
+    pub(super) counters: Arc<DbCounters>,
+}
+
+/// A database's connector: the only opener of its connections. It owns the backend binding
+/// (and its epoch), the handshake parameters, the connect schedule and the registry of the
+/// connections it opened; the admission, counters and runtime it shares with the database.
+pub(crate) struct Connector {
+    name: Arc<str>,
+    log_level: LevelFilter,
+    runtime: Runtime,
+    admission: Arc<Admission>,
+    counters: Arc<DbCounters>,
+    /// The redis-rs handshake parameters (db number, credentials; RESP2).
+    conn_info: redis::RedisConnectionInfo,
+    /// What it connects to, and the epoch of the current resolution.
+    binding: Binding,
+    /// Every connection opened, so that closing reaches the lent ones too (pruned on each open).
+    links: Mutex<Vec<Weak<Link>>>,
+    retry: RetryConfig,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+    probe_timeout: Duration,
+    tcp: TcpOptions,
+}
+
+impl Connector {
+    /// The connector of the database configured by `settings` and `policy`.
+    pub(super) fn new(
+        settings: &DatabaseSettings,
+        policy: &PolicySettings,
+        common: Common,
+    ) -> Self {
+        let Common {
+            name,
+            log_level,
+            runtime,
+            admission,
+            counters,
+        } = common;
+        Self {
+            name,
+            log_level,
+            runtime,
+            admission,
+            counters,
+            conn_info: connection_info(settings),
+            binding: Binding::new(Backend::Direct {
+                endpoint: settings.endpoint.clone(),
+            }),
+            links: Mutex::new(Vec::new()),
+            retry: policy.retry.clone(),
+            connect_timeout: settings.connect_timeout,
+            response_timeout: settings.response_timeout,
+            probe_timeout: policy.readiness.probe_timeout,
+            tcp: settings.tcp,
+        }
     }
 
-    /// [`Database::open`] for `dial`. A subscriber's connection does not wait out `LOADING`:
-    /// Redis serves `SUBSCRIBE` and `PUBLISH` while it loads.
-    pub(crate) async fn open_with(&self, dial: &Dial) -> Result<RedisConn, Error> {
-        if self.is_closed() {
-            return Err(Error::Closed);
-        }
-        let mut schedule = RetrySchedule::new(self.policy.retry.clone());
+    /// For `keeper_event!`.
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// For `keeper_event!`.
+    fn log_level(&self) -> LevelFilter {
+        self.log_level
+    }
+
+    fn now(&self) -> Instant {
+        self.runtime.clock().now()
+    }
+
+    fn record_error(&self, err: &Error) {
+        self.counters.record_error(err.to_string(), self.now());
+    }
+
+    /// Remembers a newly opened connection (see [`Connector::open_links`]).
+    fn track(&self, link: &Arc<Link>) {
+        let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
+        links.retain(|l| l.strong_count() > 0);
+        links.push(Arc::downgrade(link));
+    }
+
+    /// The connections still open (tracked and not dropped), idle, shared and lent alike.
+    pub(super) fn open_links(&self) -> Vec<Arc<Link>> {
+        let links = self.links.lock().unwrap_or_else(|e| e.into_inner());
+        links.iter().filter_map(Weak::upgrade).collect()
+    }
+
+    /// Starts a new backend epoch (see [`Binding::bump_epoch`]); returns it.
+    pub(super) fn bump_epoch(&self) -> u64 {
+        self.binding.bump_epoch()
+    }
+
+    /// Opens one ready connection for `dial`, following the retry schedule; every attempt asks
+    /// the breaker. A subscriber's connection does not wait out `LOADING`: Redis serves
+    /// `SUBSCRIBE` and `PUBLISH` while it loads.
+    pub(super) async fn open(&self, dial: &Dial) -> Result<RedisConn, Error> {
+        let mut schedule = RetrySchedule::new(self.retry.clone());
         loop {
             let permit = self.admission.permit()?;
             match self.connect_once(dial).await {
@@ -60,7 +165,7 @@ impl Database {
                     if loading {
                         self.admission.enter_loading();
                         if dial.push.is_none() {
-                            self.wait_ready(&conn.inner).await?;
+                            self.wait_ready(conn.multiplexed()).await?;
                         }
                     } else {
                         self.admission.mark_ready();
@@ -115,13 +220,13 @@ impl Database {
     /// Returns the connection and whether the server answered the PING with `LOADING`.
     async fn connect_once(&self, dial: &Dial) -> Result<(RedisConn, bool), Failure> {
         let clock = self.runtime.clock();
-        let deadline = clock.now() + self.settings.connect_timeout;
+        let deadline = clock.now() + self.connect_timeout;
         let target = self.binding.resolve();
         let attempt = async {
             let stream = self
                 .runtime
                 .transport()
-                .connect(&target.endpoint, &self.settings.tcp)
+                .connect(&target.endpoint, &self.tcp)
                 .await
                 .map_err(|e| {
                     let e = redis::RedisError::from(e);
@@ -158,8 +263,8 @@ impl Database {
                 target.epoch,
                 self.binding.current(),
             );
-            self.track(&conn.link);
-            match ping(&conn.inner).await {
+            self.track(conn.link());
+            match ping(conn.multiplexed()).await {
                 Ok(()) => Ok((conn, false)),
                 Err((FailureKind::Loading, _)) => Ok((conn, true)),
                 Err(failure) => Err(failure),
@@ -173,7 +278,7 @@ impl Database {
 
     /// Waits until the server answers PING, probing on `conn` when it is this caller's turn
     /// (one probe in flight per database), or gives up with `NotReady` at the loading timeout.
-    pub(crate) async fn wait_ready(&self, conn: &MultiplexedConnection) -> Result<(), Error> {
+    pub(super) async fn wait_ready(&self, conn: &MultiplexedConnection) -> Result<(), Error> {
         let started = self.now();
         // Bounded: each round either probes, sleeps to a later deadline, or returns.
         for _ in 0..100_000 {
@@ -195,7 +300,7 @@ impl Database {
                 ReadinessAction::SendProbe(token) => {
                     // Bounded like any command: a server that freezes while loading must not
                     // hold the prober (and every caller behind it) forever.
-                    let deadline = self.now() + self.policy.readiness.probe_timeout;
+                    let deadline = self.now() + self.probe_timeout;
                     let result = timeout_at(&**self.runtime.clock(), deadline, ping(conn))
                         .await
                         .unwrap_or_else(|_| {
@@ -234,12 +339,12 @@ impl Database {
     }
 
     /// PINGs a connection through the breaker; used for idle validation and health checks.
-    pub(crate) async fn validate(&self, conn: &RedisConn) -> Result<(), Error> {
+    pub(super) async fn validate(&self, conn: &RedisConn) -> Result<(), Error> {
         let permit = self.admission.permit()?;
         let result = timeout_at(
             &**self.runtime.clock(),
-            self.now() + self.settings.response_timeout,
-            ping(&conn.inner),
+            self.now() + self.response_timeout,
+            ping(conn.multiplexed()),
         )
         .await
         .unwrap_or_else(|_| {
@@ -258,7 +363,8 @@ impl Database {
                 Ok(())
             }
             Err((kind, err)) => {
-                self.report_on(&conn.link, permit, !kind.trips_breaker());
+                self.admission
+                    .report_on(conn.link(), permit, !kind.trips_breaker());
                 if kind == FailureKind::Loading {
                     self.admission.enter_loading();
                 }

@@ -25,13 +25,13 @@ mod settings;
 mod watchdog;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::DatabaseSettings;
 use crate::error::Error;
-use crate::policy::HealthState;
-use crate::pool::{Pool, SharedSlots};
+use crate::policy::{HealthConfig, HealthState};
+use crate::pool::{Pool, SharedConn, SharedSlots};
 use crate::rng::Rng;
 use crate::seams::Runtime;
 use crate::stats::{DatabaseStats, DbCounters};
@@ -47,23 +47,21 @@ pub(crate) struct Database {
     name: Arc<str>,
     settings: DatabaseSettings,
     runtime: Runtime,
-    conn_info: redis::RedisConnectionInfo,
-    policy: settings::PolicySettings,
+    /// When an idle connection is validated before it is lent (checkout.rs).
+    checkout_check: HealthConfig,
     /// Breaker, readiness, loss grouping, health schedule: the only holder of their lock.
-    admission: admission::Admission,
+    admission: Arc<admission::Admission>,
+    /// The only opener of connections (and the registry of those it opened).
+    connector: connector::Connector,
     pool: Pool<RedisConn>,
-    pub(crate) shared: SharedSlots<RedisConn, Error>,
+    shared: SharedSlots<RedisConn, Error>,
     counters: Arc<DbCounters>,
     started: Instant,
     log_level: tracing::level_filters::LevelFilter,
     /// Set by [`Database::close`]: no new command starts.
     closed: AtomicBool,
-    /// Every connection opened, so that closing reaches the lent ones too (pruned on each open).
-    links: Mutex<Vec<Weak<conn::Link>>>,
     /// Notified when the database is closed (subscribers stop).
     closed_event: event_listener::Event,
-    /// What it connects to, and the epoch of the current resolution.
-    binding: backend::Binding,
 }
 
 impl Database {
@@ -75,12 +73,27 @@ impl Database {
     ) -> Arc<Self> {
         let now = runtime.clock().now();
         let policy = settings::PolicySettings::from(&settings);
-        let conn_info = settings::connection_info(&settings);
-        let binding = backend::Binding::new(backend::Backend::Direct {
-            endpoint: settings.endpoint.clone(),
-        });
         let name: Arc<str> = Arc::from(settings.name.as_str());
         let counters = Arc::new(DbCounters::default());
+        let admission = Arc::new(admission::Admission::new(
+            name.clone(),
+            log_level,
+            runtime.clock().clone(),
+            counters.clone(),
+            &policy,
+            rng,
+        ));
+        let connector = connector::Connector::new(
+            &settings,
+            &policy,
+            connector::Common {
+                name: name.clone(),
+                log_level,
+                runtime: runtime.clone(),
+                admission: admission.clone(),
+                counters: counters.clone(),
+            },
+        );
         Arc::new(Self {
             name: name.clone(),
             pool: Pool::new(
@@ -89,25 +102,16 @@ impl Database {
                 policy.idle.clone(),
             ),
             shared: SharedSlots::new(settings.shared_connections as usize),
-            admission: admission::Admission::new(
-                name.clone(),
-                log_level,
-                runtime.clock().clone(),
-                counters.clone(),
-                &policy,
-                rng,
-            ),
-            policy,
+            admission,
+            connector,
+            checkout_check: policy.health,
             counters,
-            conn_info,
             settings,
             runtime,
             started: now,
             log_level,
             closed: AtomicBool::new(false),
-            links: Mutex::new(Vec::new()),
             closed_event: event_listener::Event::new(),
-            binding,
         })
     }
 
@@ -144,13 +148,6 @@ impl Database {
         self.admission.health()
     }
 
-    /// Reports the outcome of a call made on `link`'s connection (see
-    /// [`admission::Admission::report_on_connection`]: connections lost together count once).
-    pub(crate) fn report_on(&self, link: &conn::Link, permit: crate::policy::Permit, ok: bool) {
-        self.admission
-            .report_on_connection(permit, ok, link.opened_at(), || link.mark_lost());
-    }
-
     pub(crate) fn stats(&self) -> DatabaseStats {
         let now = self.now();
         let mut out = DatabaseStats {
@@ -173,21 +170,54 @@ impl Database {
         &self.pool
     }
 
+    /// Breaker, readiness, loss grouping and health schedule (checkout, commands, background).
+    fn admission(&self) -> &admission::Admission {
+        &self.admission
+    }
+
+    /// The opener of connections (checkout, readiness waits, validation).
+    fn connector(&self) -> &connector::Connector {
+        &self.connector
+    }
+
+    /// The multiplexed connections shared by every shared handle.
+    fn shared(&self) -> &SharedSlots<RedisConn, Error> {
+        &self.shared
+    }
+
+    /// Whether every shared slot holds a ready connection (one load: `get`'s fast path).
+    #[inline]
+    pub(crate) fn all_shared_ready(&self) -> bool {
+        self.shared.all_ready()
+    }
+
+    /// A ready shared connection, the next in turn, if there is one (no connect, no wait).
+    #[inline]
+    pub(crate) fn pick_ready_shared(&self) -> Option<Arc<SharedConn<RedisConn>>> {
+        self.shared.pick_ready()
+    }
+
+    /// Whether a connection idle since `idle_since` is validated before it is lent at `now`.
+    fn needs_checkout_check(&self, now: Instant, idle_since: Instant) -> bool {
+        self.checkout_check.needs_checkout_check(now, idle_since)
+    }
+
     pub(crate) fn record_error(&self, err: &Error) {
         self.counters.record_error(err.to_string(), self.now());
     }
 
-    /// Remembers a newly opened connection (see [`Database::close`]).
-    pub(crate) fn track(&self, link: &Arc<conn::Link>) {
-        let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
-        links.retain(|l| l.strong_count() > 0);
-        links.push(Arc::downgrade(link));
+    /// Opens one ready connection through the connector (see [`connector::Connector::open`]);
+    /// `Closed` once the database is closed.
+    pub(crate) async fn open_with(&self, dial: &Dial) -> Result<RedisConn, Error> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        self.connector.open(dial).await
     }
 
-    /// The connections still open (tracked and not dropped).
-    fn open_links(&self) -> Vec<Arc<conn::Link>> {
-        let links = self.links.lock().unwrap_or_else(|e| e.into_inner());
-        links.iter().filter_map(Weak::upgrade).collect()
+    /// [`Database::open_with`] for a pool's RESP2 command connection.
+    pub(crate) async fn open(&self) -> Result<RedisConn, Error> {
+        self.open_with(&Dial::default()).await
     }
 
     /// Refuses new commands from now on (`Closed`); those in flight go on.
@@ -204,7 +234,10 @@ impl Database {
     /// Whether a command is still waiting for its reply on one of the connections (a command
     /// that blocks on the server, such as `BLPOP … 0`, does not count: it may wait forever).
     pub(crate) fn has_commands_in_flight(&self) -> bool {
-        self.open_links().iter().any(|l| l.has_commands_in_flight())
+        self.connector
+            .open_links()
+            .iter()
+            .any(|l| l.has_commands_in_flight())
     }
 
     /// Closes the database: no new command starts, and every connection is closed now, idle,
@@ -213,7 +246,7 @@ impl Database {
         self.stop_admitting();
         self.pool.close();
         self.shared.clear();
-        for link in self.open_links() {
+        for link in self.connector.open_links() {
             link.close();
         }
         self.closed_event.notify(usize::MAX);
@@ -229,7 +262,7 @@ impl Database {
     /// closed instead of handed out, shared ones replaced, lent ones closed when returned.
     /// (The backend seam's hook for a changed resolution, such as a Sentinel failover.)
     pub(crate) fn rebind(&self) -> u64 {
-        let epoch = self.binding.bump_epoch();
+        let epoch = self.connector.bump_epoch();
         keeper_event!(
             self,
             INFO,
@@ -242,6 +275,12 @@ impl Database {
     /// Runs the idle sweep now (due or not); returns how many connections it closed.
     pub(crate) fn sweep_now(&self) -> usize {
         self.pool.sweep_now(self.now()) + self.shared.evict_broken()
+    }
+
+    /// Runs the idle sweep if due at `now` (the background loop), and evicts broken shared
+    /// connections; returns how many connections it closed.
+    fn sweep(&self, now: Instant) -> usize {
+        self.pool.sweep(now) + self.shared.evict_broken()
     }
 
     /// Checks the pool's accounting invariants (tests, simulator).

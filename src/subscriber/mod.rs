@@ -92,13 +92,13 @@ struct Current {
 
 impl Current {
     fn is_lost(&self) -> bool {
-        self.lost.load(Ordering::Acquire) || self.conn.link.is_closed()
+        self.lost.load(Ordering::Acquire) || self.conn.link().is_closed()
     }
 
     /// Closes the connection (a failed PING or SUBSCRIBE): it is replaced.
     fn close(&self) {
         self.lost.store(true, Ordering::Release);
-        self.conn.link.close();
+        self.conn.link().close();
     }
 }
 
@@ -264,7 +264,7 @@ impl Drop for Subscriber {
         self.shared.closed.store(true, Ordering::Release);
         self.shared.changed.notify(usize::MAX);
         if let Some(current) = self.shared.current() {
-            current.conn.link.close();
+            current.conn.link().close();
         }
         self.shared
             .db

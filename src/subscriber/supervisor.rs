@@ -102,7 +102,7 @@ pub(super) async fn send_change(
     names: &[Vec<u8>],
 ) -> Result<(), Error> {
     let db = &shared.db;
-    let mut mc = current.conn.inner.clone();
+    let mut mc = current.conn.multiplexed().clone();
     let names = names.to_vec();
     let send = async move {
         match change {
@@ -171,7 +171,7 @@ async fn supervise(shared: Arc<Shared>) {
         let _ = select(wake, clock.sleep_until(next_ping)).await;
     }
     if let Some(current) = shared.current() {
-        current.conn.link.close();
+        current.conn.link().close();
     }
     shared.inbox.close();
 }
@@ -196,7 +196,12 @@ fn install(shared: &Shared, fresh: Current) {
 async fn ping_idle(shared: &Shared, current: &Current) {
     let db = &shared.db;
     let deadline = db.now() + db.settings().response_timeout;
-    let answer = timeout_at(&**db.runtime().clock(), deadline, ping(&current.conn.inner)).await;
+    let answer = timeout_at(
+        &**db.runtime().clock(),
+        deadline,
+        ping(current.conn.multiplexed()),
+    )
+    .await;
     let alive = match answer {
         Ok(Ok(())) => true,
         Ok(Err((kind, _))) => !kind.poisons_connection(),
