@@ -6,12 +6,9 @@
 //! 60-second LOADING episode finishes in milliseconds and the same seed gives the same trace.
 
 mod args;
-mod block;
-mod clock;
 mod collections;
 mod commands;
-mod executor;
-mod faults;
+mod doubles;
 mod keyspace;
 mod resp;
 mod server;
@@ -20,15 +17,13 @@ mod strings;
 pub mod swarm;
 #[cfg(test)]
 mod tests;
-mod trace;
 mod transport;
 pub mod wire;
 mod world;
 
-pub use block::SimBlock;
-pub use clock::{SimClock, Sleep};
-pub use executor::{Sim, SimSpawn, SimThread};
-pub use faults::{Episode, Fault, FaultPlan, Faults, Latency, Restart};
+pub use doubles::{
+    Episode, Fault, FaultPlan, Faults, Latency, Restart, Sim, SimBlock, SimClock, SimSpawn,
+    SimThread, Sleep, Trace,
+};
 pub use server::SimRedis;
-pub use trace::Trace;
 pub use transport::{SimStream, SimTransport};

@@ -15,9 +15,8 @@ use std::time::{Duration, Instant};
 
 use tokio::io::ReadBuf;
 
-use super::faults::{Episode, FaultPlan, Faults, Latency, Restart};
+use super::doubles::{Episode, FaultPlan, Faults, Latency, Restart, SimClock, Trace};
 use super::keyspace::{Db, Value, DATABASES};
-use super::{SimClock, Trace};
 use crate::rng::Rng;
 use conn::{Conn, End, Read};
 

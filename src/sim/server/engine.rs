@@ -9,7 +9,7 @@ use super::conn::{Conn, End};
 use super::{fresh_dbs, State};
 use crate::seams::Clock;
 use crate::sim::commands::{arity_error, arity_ok, lookup, Kind, Session, Spec};
-use crate::sim::faults::{Episode, Fault, Latency, Restart};
+use crate::sim::doubles::{Episode, Fault, Latency, Restart};
 use crate::sim::resp::{self, quote_args, Parse, Reply};
 
 /// Roughly a century: what "forever" means when a duration would overflow an `Instant`.
