@@ -5,25 +5,14 @@
 //! scenarios on a single-threaded executor that jumps virtual time to the next deadline, so a
 //! 60-second LOADING episode finishes in milliseconds and the same seed gives the same trace.
 
-mod args;
-mod collections;
-mod commands;
 mod doubles;
-mod keyspace;
-mod resp;
 mod server;
-mod strings;
 #[cfg(any(feature = "tokio", feature = "smol"))]
 pub mod swarm;
-#[cfg(test)]
-mod tests;
-mod transport;
-pub mod wire;
 mod world;
 
 pub use doubles::{
     Episode, Fault, FaultPlan, Faults, Latency, Restart, Sim, SimBlock, SimClock, SimSpawn,
     SimThread, Sleep, Trace,
 };
-pub use server::SimRedis;
-pub use transport::{SimStream, SimTransport};
+pub use server::{wire, SimRedis, SimStream, SimTransport};
