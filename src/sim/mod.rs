@@ -6,13 +6,13 @@
 //! 60-second LOADING episode finishes in milliseconds and the same seed gives the same trace.
 
 mod doubles;
+mod harness;
 mod server;
-#[cfg(any(feature = "tokio", feature = "smol"))]
-pub mod swarm;
-mod world;
 
 pub use doubles::{
     Episode, Fault, FaultPlan, Faults, Latency, Restart, Sim, SimBlock, SimClock, SimSpawn,
     SimThread, Sleep, Trace,
 };
+#[cfg(any(feature = "tokio", feature = "smol"))]
+pub use harness::swarm;
 pub use server::{wire, SimRedis, SimStream, SimTransport};
