@@ -5,30 +5,14 @@
 //! scenarios on a single-threaded executor that jumps virtual time to the next deadline, so a
 //! 60-second LOADING episode finishes in milliseconds and the same seed gives the same trace.
 
-mod args;
-mod block;
-mod clock;
-mod collections;
-mod commands;
-mod executor;
-mod faults;
-mod keyspace;
-mod resp;
+mod doubles;
+mod harness;
 mod server;
-mod strings;
-#[cfg(any(feature = "tokio", feature = "smol"))]
-pub mod swarm;
-#[cfg(test)]
-mod tests;
-mod trace;
-mod transport;
-pub mod wire;
-mod world;
 
-pub use block::SimBlock;
-pub use clock::{SimClock, Sleep};
-pub use executor::{Sim, SimSpawn, SimThread};
-pub use faults::{Episode, Fault, FaultPlan, Faults, Latency, Restart};
-pub use server::SimRedis;
-pub use trace::Trace;
-pub use transport::{SimStream, SimTransport};
+pub use doubles::{
+    Episode, Fault, FaultPlan, Faults, Latency, Restart, Sim, SimBlock, SimClock, SimSpawn,
+    SimThread, Sleep, Trace,
+};
+#[cfg(any(feature = "tokio", feature = "smol"))]
+pub use harness::swarm;
+pub use server::{wire, SimRedis, SimStream, SimTransport};

@@ -3,10 +3,10 @@
 
 use std::time::{Duration, Instant};
 
+use super::collections;
 use super::conn::Blocked;
+use super::resp::Reply;
 use super::State;
-use crate::sim::collections;
-use crate::sim::resp::Reply;
 
 impl State {
     /// `BLPOP key [key …] timeout` (or `BRPOP`): pops at once when a list has an element, else

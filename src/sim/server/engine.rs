@@ -5,12 +5,12 @@ use std::fmt;
 use std::io;
 use std::time::{Duration, Instant};
 
+use super::commands::{arity_error, arity_ok, lookup, Kind, Session, Spec};
 use super::conn::{Conn, End};
+use super::resp::{self, quote_args, Parse, Reply};
 use super::{fresh_dbs, State};
 use crate::seams::Clock;
-use crate::sim::commands::{arity_error, arity_ok, lookup, Kind, Session, Spec};
-use crate::sim::faults::{Episode, Fault, Latency, Restart};
-use crate::sim::resp::{self, quote_args, Parse, Reply};
+use crate::sim::doubles::{Episode, Fault, Latency, Restart};
 
 /// Roughly a century: what "forever" means when a duration would overflow an `Instant`.
 const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);

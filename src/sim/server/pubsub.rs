@@ -3,9 +3,9 @@
 
 use std::time::Instant;
 
+use super::keyspace::glob_match;
+use super::resp::Reply;
 use super::State;
-use crate::sim::keyspace::glob_match;
-use crate::sim::resp::Reply;
 
 impl State {
     /// `SUBSCRIBE channel …` (or `PSUBSCRIBE pattern …`): one confirmation frame per name.

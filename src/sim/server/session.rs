@@ -3,11 +3,11 @@
 use std::fmt::Write as _;
 use std::time::Instant;
 
+use super::commands::{arity_error, int_arg, is, lookup, Session, SYNTAX};
 use super::conn::Multi;
+use super::keyspace::DATABASES;
+use super::resp::{parse_i64, Reply};
 use super::State;
-use crate::sim::commands::{arity_error, int_arg, is, lookup, Session, SYNTAX};
-use crate::sim::keyspace::DATABASES;
-use crate::sim::resp::{parse_i64, Reply};
 
 /// The version the simulator claims to be.
 const VERSION: &str = "7.2.4";

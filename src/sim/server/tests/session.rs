@@ -235,5 +235,5 @@ fn read_all(s: &mut crate::sim::SimStream) -> String {
 
 fn write_cmd(s: &mut crate::sim::SimStream, args: &[&str]) {
     let refs: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-    super::send(s, &crate::sim::wire::encode_request(&refs)).expect("write");
+    super::send(s, &crate::sim::server::wire::encode_request(&refs)).expect("write");
 }

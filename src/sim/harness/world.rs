@@ -3,11 +3,12 @@
 #[cfg(any(feature = "tokio", feature = "smol"))]
 use std::{collections::HashMap, sync::Arc};
 
-use super::{Sim, SimRedis};
 #[cfg(any(feature = "tokio", feature = "smol"))]
 use crate::builder::KeeperBuilder;
 use crate::config::KeeperConfig;
 use crate::seams::Transport;
+use crate::sim::doubles::Sim;
+use crate::sim::server::SimRedis;
 
 impl Sim {
     /// A simulated Redis living in this world: on its clock, with a fresh stream of its random

@@ -1,10 +1,20 @@
 //! `SimRedis`: an in-memory Redis server in virtual time, with its connections and fault knobs.
 
+mod args;
 mod blocking;
+mod collections;
+mod commands;
 mod conn;
 mod engine;
+mod keyspace;
 mod pubsub;
+mod resp;
 mod session;
+mod strings;
+#[cfg(test)]
+mod tests;
+mod transport;
+pub mod wire;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -15,16 +25,17 @@ use std::time::{Duration, Instant};
 
 use tokio::io::ReadBuf;
 
-use super::faults::{Episode, FaultPlan, Faults, Latency, Restart};
-use super::keyspace::{Db, Value, DATABASES};
-use super::{SimClock, Trace};
 use crate::rng::Rng;
+use crate::sim::doubles::{Episode, FaultPlan, Faults, Latency, Restart, SimClock, Trace};
 use conn::{Conn, End, Read};
+use keyspace::{Db, Value, DATABASES};
+
+pub use transport::{SimStream, SimTransport};
 
 /// A simulated Redis server: 16 keyspaces, connections with their session state, and faults.
 ///
 /// Cloning gives another handle to the same server. There is no server task: a command runs when
-/// a client writes it to a [`SimStream`](super::SimStream), at the clock's current time, and its reply is queued
+/// a client writes it to a [`SimStream`], at the clock's current time, and its reply is queued
 /// with the instant it becomes readable (now plus the [`Latency`]). Every random choice comes from
 /// the [`Rng`] given here and every notable event goes to the [`Trace`], so the same seed and the
 /// same client behaviour give the same trace.

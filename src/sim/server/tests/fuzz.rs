@@ -6,7 +6,7 @@ use proptest::prelude::*;
 
 use super::{drain, send, server, After};
 use crate::rng::Rng;
-use crate::sim::wire::{encode_request, reply_len};
+use crate::sim::server::wire::{encode_request, reply_len};
 use crate::sim::{FaultPlan, SimStream};
 
 const WORDS: &[&str] = &[

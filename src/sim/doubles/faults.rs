@@ -49,7 +49,7 @@ impl Latency {
     }
 }
 
-/// The standing fault knobs of a [`SimRedis`](super::SimRedis) (all off by default).
+/// The standing fault knobs of a [`SimRedis`](crate::sim::SimRedis) (all off by default).
 ///
 /// Timed faults (LOADING, stalls, restarts, kills) are set with the server's methods or
 /// scheduled with a [`FaultPlan`]; plan episodes that change these knobs restore them when they
@@ -184,7 +184,7 @@ pub struct Episode {
     pub fault: Fault,
 }
 
-/// A timeline of fault episodes, applied by a [`SimRedis`](super::SimRedis) as virtual time
+/// A timeline of fault episodes, applied by a [`SimRedis`](crate::sim::SimRedis) as virtual time
 /// passes (at the first interaction at or after each start; a reader waiting on a connection
 /// sleeps until the next start, so episodes also hit idle connections on time).
 ///

@@ -40,11 +40,12 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 
-use super::{Faults, Sim, SimClock, SimRedis, Trace};
 use crate::error::Error;
 use crate::keeper::Keeper;
 use crate::policy::HealthState;
 use crate::seams::{timeout_at, Clock};
+use crate::sim::doubles::{Faults, Sim, SimClock, Trace};
+use crate::sim::server::SimRedis;
 
 /// One INCR whose outcome the model tracks.
 #[derive(Debug, Clone, Copy)]

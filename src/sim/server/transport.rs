@@ -9,9 +9,9 @@ use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::server::{ReadStep, SimRedis};
-use super::Sleep;
+use super::{ReadStep, SimRedis};
 use crate::seams::{BoxStream, Endpoint, TcpOptions, Transport};
+use crate::sim::doubles::Sleep;
 
 /// A [`Transport`] whose connections reach a [`SimRedis`] (made by [`SimRedis::transport`]).
 ///
@@ -60,7 +60,7 @@ impl Transport for SimTransport {
 /// Writing runs every complete command at the clock's current time and always accepts all bytes
 /// (or fails once the server has ended the connection). Reading returns the reply bytes whose
 /// delivery instant has come; when the next bytes are not due yet the stream sleeps on the
-/// [`SimClock`](super::SimClock) until they are, and when nothing is queued it waits for a write,
+/// [`SimClock`](crate::sim::SimClock) until they are, and when nothing is queued it waits for a write,
 /// a kill or the next planned fault. Dropping the stream closes the server side.
 pub struct SimStream {
     server: SimRedis,

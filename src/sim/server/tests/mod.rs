@@ -13,8 +13,9 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::wire::encode_request;
-use super::{SimClock, SimRedis, SimStream, Trace};
+use super::{SimRedis, SimStream};
 use crate::rng::Rng;
+use crate::sim::doubles::{SimClock, Trace};
 
 /// What a stream did after the bytes readable now were drained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::config::{Jitter, KeeperConfig};
 use crate::rng::Rng;
-use crate::sim::{Fault, FaultPlan, Latency, Restart};
+use crate::sim::doubles::{Fault, FaultPlan, Latency, Restart};
 
 /// The canonical names a swarm draws its databases from.
 const NAMES: [&str; 4] = ["main", "cache", "jobs", "audit"];
