@@ -13,6 +13,7 @@ use super::{Change, Current, Shared};
 use crate::classify::classify;
 use crate::database::{keeper_event, ping, Dial, OnPush};
 use crate::error::Error;
+use crate::policy::{HealthConfig, HealthSchedule};
 use crate::seams::timeout_at;
 use crate::stats::DbCounters;
 
@@ -135,13 +136,17 @@ pub(super) fn spawn(shared: Arc<Shared>) {
     spawner.spawn(Box::pin(supervise(shared)));
 }
 
-/// Runs until the subscriber is dropped or the database closed: PINGs an idle connection every
-/// `health_check_interval`, and replaces a lost one.
+/// Runs until the subscriber is dropped or the database closed: PINGs the connection on the
+/// [`HealthSchedule`] of `health_check_interval` (fixed rate from the connection's start,
+/// missed ticks skipped), sleeping until its `next_deadline`, and replaces a lost connection.
 async fn supervise(shared: Arc<Shared>) {
     let db = shared.db.clone();
     let clock = db.runtime().clock().clone();
-    let ping_every = db.settings().health_check_interval;
-    let mut next_ping = clock.now() + ping_every;
+    let config = HealthConfig {
+        interval: db.settings().health_check_interval,
+        check_on_checkout_after: None,
+    };
+    let mut pings = HealthSchedule::new(config.clone(), clock.now());
     // Bounded by the subscriber's life: each round waits for a wake-up, pings, or reconnects.
     loop {
         let changed = shared.changed.listen();
@@ -156,19 +161,28 @@ async fn supervise(shared: Arc<Shared>) {
             match reconnect(&shared).await {
                 Some(fresh) => {
                     install(&shared, fresh);
-                    next_ping = clock.now() + ping_every;
+                    // A fresh connection: its first idle PING one interval from now.
+                    pings = HealthSchedule::new(config.clone(), clock.now());
                     continue;
                 }
                 None => break,
             }
         }
-        if clock.now() >= next_ping {
+        if pings.due(clock.now()) {
+            pings.on_check_started(clock.now());
             ping_idle(&shared, &current).await;
-            next_ping = clock.now() + ping_every;
+            pings.on_check_finished(clock.now());
             continue;
         }
         let wake = select(changed, closed);
-        let _ = select(wake, clock.sleep_until(next_ping)).await;
+        match pings.next_deadline() {
+            Some(at) => {
+                let _ = select(wake, clock.sleep_until(at)).await;
+            }
+            None => {
+                let _ = wake.await;
+            }
+        }
     }
     if let Some(current) = shared.current() {
         current.conn.link().close();
