@@ -19,8 +19,7 @@ use std::fmt;
 
 use tracing::level_filters::LevelFilter;
 
-use super::keys::{canonical_keys, spec, KEYS};
-use super::layer::Layer;
+use super::keys::{canonical_keys, spec, Layer, KEYS};
 use super::names::env_form;
 use super::settings::parse_log_level;
 use super::table::Scope;

@@ -1,5 +1,6 @@
-//! The configuration keys: one row per key, from which the layer, the YAML reader, the
-//! environment, the default, the check, the code setter and the README table all come.
+//! The configuration keys: one row per key, from which the layer ([`Partial`], [`Layer`]), the
+//! YAML reader, the environment, the default, the check, the code setter and the README table
+//! all come.
 //!
 //! A row is `name: Kind, scope, default, [env "VAR",] [set method(Type)];` under its doc:
 //! - `Kind` (from [`kinds`](super::kinds)) says how the value reads and what it accepts;
@@ -22,7 +23,6 @@ use super::kinds::{
     read_checked, Count, DbNumber, Flag, Host, JitterName, Kind, Limit, Number, Password, Period,
     Port, Seconds, Text,
 };
-use super::layer::{Layer, Origins};
 #[cfg(test)]
 use super::table::default_doc;
 use super::table::{
@@ -147,6 +147,48 @@ config_keys! {
         max_retries: Count => retry_attempts;
         /// Seed key: sets both `retry_multiplier` and `retry_min` (must agree with them if set).
         retry_delay: Seconds => retry_multiplier, retry_min;
+    }
+}
+
+/// A [`Partial`] plus where its values came from.
+#[derive(Debug, Clone)]
+pub(crate) struct Layer {
+    pub(crate) values: Partial,
+    origins: BTreeMap<&'static str, Origin>,
+    fallback: Origin,
+}
+
+impl Layer {
+    /// An empty layer whose values come from `fallback` unless recorded otherwise.
+    pub(crate) fn new(fallback: Origin) -> Self {
+        Self {
+            values: Partial::default(),
+            origins: BTreeMap::new(),
+            fallback,
+        }
+    }
+
+    /// Records that `key` came from `origin`.
+    pub(crate) fn record(&mut self, key: &'static str, origin: Origin) {
+        self.origins.insert(key, origin);
+    }
+
+    /// Where `key` came from.
+    pub(crate) fn origin_of(&self, key: &str) -> Origin {
+        self.origins
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| self.fallback.clone())
+    }
+}
+
+/// Where each key of a merged [`Partial`] came from.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Origins(pub(crate) BTreeMap<&'static str, Origin>);
+
+impl Origins {
+    pub(crate) fn get(&self, key: &str) -> Origin {
+        self.0.get(key).cloned().unwrap_or(Origin::Default)
     }
 }
 

@@ -36,7 +36,6 @@ mod env;
 mod error;
 mod keys;
 mod kinds;
-mod layer;
 mod names;
 mod registry;
 mod resolve;
@@ -61,7 +60,7 @@ pub use settings::{
     RetrySettings,
 };
 
-use layer::Layer;
+use keys::Layer;
 use schema::YamlLayers;
 
 /// The keeper's configuration before resolution: the YAML layer and the code layer.

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::layer::Layer;
+use super::keys::Layer;
 use super::{ConfigError, Origin, Secret};
 
 /// A source of connection details (a service registry, a secrets manager, …), consulted once per

@@ -5,8 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use tracing::level_filters::LevelFilter;
 
 use super::env::{self, EnvSource, ProcessEnv};
-use super::keys::{defaults, Values};
-use super::layer::{Origins, Partial};
+use super::keys::{defaults, Origins, Partial, Values};
 use super::names::{check_name, env_form};
 use super::settings::{
     BreakerSettings, DatabaseSettings, IdleSettings, ReadinessSettings, ResolvedConfig,

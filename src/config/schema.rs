@@ -17,9 +17,8 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use tracing::level_filters::LevelFilter;
 
-use super::keys::{read_yaml, YamlSink, ALIASES, KEYS};
+use super::keys::{read_yaml, Layer, YamlSink, ALIASES, KEYS};
 use super::kinds::parsed;
-use super::layer::Layer;
 use super::names::{check_name, env_form};
 use super::settings::parse_log_level;
 use super::table::Level;

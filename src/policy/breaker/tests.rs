@@ -1,3 +1,4 @@
+//! Table and property tests of the breaker policy.
 use super::*;
 use proptest::prelude::*;
 

@@ -1,3 +1,4 @@
+//! Table and property tests of the health policy.
 use super::*;
 use proptest::prelude::*;
 

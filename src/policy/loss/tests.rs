@@ -1,3 +1,4 @@
+//! Table and property tests of the loss policy.
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;

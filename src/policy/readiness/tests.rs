@@ -1,3 +1,4 @@
+//! Table and property tests of the readiness policy.
 use super::*;
 use proptest::prelude::*;
 use ReadinessAction::{GiveUp, Ready, SendProbe, WaitUntil};

@@ -1,3 +1,4 @@
+//! Table and property tests of the retry policy.
 use super::*;
 use crate::rng::Rng;
 use proptest::prelude::*;

@@ -4,9 +4,7 @@
 use std::{collections::HashMap, sync::Arc};
 
 #[cfg(any(feature = "tokio", feature = "smol"))]
-use crate::builder::KeeperBuilder;
-use crate::config::KeeperConfig;
-use crate::seams::Transport;
+use crate::{builder::KeeperBuilder, config::KeeperConfig, seams::Transport};
 use crate::sim::doubles::Sim;
 use crate::sim::server::SimRedis;
 

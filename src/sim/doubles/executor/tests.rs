@@ -1,3 +1,4 @@
+//! Tests of the simulated executor: virtual time, task order, determinism.
 use super::*;
 use crate::seams::{timeout_at, Elapsed};
 use std::panic::{catch_unwind, AssertUnwindSafe};
