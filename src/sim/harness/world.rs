@@ -3,10 +3,10 @@
 #[cfg(any(feature = "tokio", feature = "smol"))]
 use std::{collections::HashMap, sync::Arc};
 
-#[cfg(any(feature = "tokio", feature = "smol"))]
-use crate::{builder::KeeperBuilder, config::KeeperConfig, seams::Transport};
 use crate::sim::doubles::Sim;
 use crate::sim::server::SimRedis;
+#[cfg(any(feature = "tokio", feature = "smol"))]
+use crate::{builder::KeeperBuilder, config::KeeperConfig, seams::Transport};
 
 impl Sim {
     /// A simulated Redis living in this world: on its clock, with a fresh stream of its random
