@@ -11,6 +11,7 @@ use std::time::Instant;
 use futures::future::AbortHandle;
 use serde::Serialize;
 
+use crate::config::DatabaseSettings;
 use crate::connection::PooledConnection;
 use crate::database::{spawn_background, Database};
 use crate::error::Error;
@@ -217,6 +218,27 @@ impl Keeper {
         }
         out.total_operations = out.successful_operations + out.failed_operations;
         out
+    }
+
+    /// The settings one database resolved to (its endpoint, db number, timeouts, …; `Debug`
+    /// never shows the password).
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// use std::sync::Arc;
+    /// use redis_keeper::{sim::Sim, KeeperConfig};
+    /// let sim = Sim::new(1);
+    /// let redis = sim.redis();
+    /// let keeper = sim
+    ///     .keeper_builder(KeeperConfig::default().database("reports", 9), Arc::new(redis.transport()))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(keeper.settings("reports").unwrap().db, 9);
+    /// assert!(keeper.settings("nope").is_err());
+    /// # }
+    /// ```
+    pub fn settings(&self, db: impl AsRef<str>) -> Result<&DatabaseSettings, Error> {
+        Ok(self.database(db.as_ref())?.settings())
     }
 
     /// One database's pool statistics.

@@ -29,6 +29,7 @@ use super::table::{
     config_keys, default_value, first_of, resolve_key, resolved_type, setter, AliasSpec, KeySpec,
     Level, Scope,
 };
+use super::url::Url;
 use super::{ConfigError, DatabaseOverrides, Origin, Secret};
 use crate::policy::{
     BreakerConfig, HealthConfig, IdleConfig, Jitter, ReadinessConfig, RetryConfig,
@@ -57,6 +58,15 @@ config_keys! {
         /// Password (empty = none). Never printed.
         password: Password, Both, unset("none"), env "REDIS_PASSWORD",
             set password(impl Into<Secret>);
+        /// The whole address in one string: `redis://[user[:password]@]host[:port][/db]`,
+        /// `unix:///path/redis.sock[?db=N]` or `redis+unix://…`. Its parts count as the keys
+        /// they stand for, at the URL's layer: a key set beside it that disagrees is an error
+        /// naming both. A database number only per database. The password may be URL-encoded;
+        /// never printed. Empty = none.
+        url: Url, Both, unset("none"), env "REDIS_URL", set url(impl Into<Secret>);
+        /// Path of the server's Unix socket (redis-py's name): when set, `host` and `port` are
+        /// not used, nor keepalive and nodelay. Empty = none.
+        unix_socket_path: Text, Both, unset("none"), set unix_socket_path(impl Into<String>);
         /// Bound on shared + exclusive connections together, ≥ 1.
         max_connections: Count, Both, value(20), set max_connections(u32);
         /// Multiplexed connections shared by `get`, `1..=max_connections`.

@@ -10,7 +10,6 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use serde::de::{self, DeserializeSeed, Deserializer, Visitor};
-use serde::Deserialize;
 
 use super::Secret;
 use crate::policy::Jitter;
@@ -18,17 +17,38 @@ use crate::policy::Jitter;
 /// Longest accepted duration: one year.
 pub(crate) const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
 
+/// How a kind's YAML value is asked of the parser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Yaml {
+    /// A string (any plain scalar reads as its text).
+    Str,
+    /// An integer.
+    Int,
+    /// An integer or a float.
+    Number,
+    /// `true` or `false`.
+    Bool,
+}
+
+/// One YAML scalar, as the parser gave it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Scalar<'a> {
+    Str(&'a str),
+    Int(i128),
+    Float(f64),
+    Bool(bool),
+}
+
 /// What a configuration key holds.
 pub(crate) trait Kind {
     /// The value, as the layers store it.
     type Value: Clone + PartialEq + fmt::Debug + 'static;
     /// Whether the value is a secret (never shown, not even in a parse error).
     const SECRET: bool = false;
-    /// Reads a YAML value of `key` (type only; [`read_checked`] adds the check).
-    fn from_yaml<'de, D: Deserializer<'de>>(
-        d: D,
-        key: &'static str,
-    ) -> Result<Self::Value, D::Error>;
+    /// How YAML reads it.
+    const YAML: Yaml;
+    /// The value of a YAML scalar (type only; [`Kind::check`] follows).
+    fn from_scalar(scalar: Scalar<'_>) -> Result<Self::Value, String>;
     /// Parses the text form (environment variables); ranges are left to [`Kind::check`].
     fn from_text(text: &str) -> Result<Self::Value, String>;
     /// Whether the value is acceptable; the reason if not.
@@ -44,10 +64,15 @@ pub(crate) trait Kind {
     }
 }
 
-/// Reads `key`'s YAML value and checks it, failing inside the value's own deserialization so
+/// Reads `key`'s YAML value and checks it, failing inside the scalar's own deserialization so
 /// serde_yaml marks the error with the value's line, column and key path. `null` (or `~`)
 /// means "not set here".
-pub(crate) struct Read<K>(pub(crate) &'static str, pub(crate) PhantomData<K>);
+pub(crate) struct Read<K>(&'static str, PhantomData<K>);
+
+/// [`Read`] for kind `K`.
+pub(crate) fn read_checked<K: Kind>(key: &'static str) -> Read<K> {
+    Read(key, PhantomData)
+}
 
 impl<'de, K: Kind> DeserializeSeed<'de> for Read<K> {
     type Value = Option<K::Value>;
@@ -68,17 +93,63 @@ impl<'de, K: Kind> Visitor<'de> for Read<K> {
         Ok(None)
     }
     fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        let value = K::from_yaml(d, self.0)?;
-        K::check(&value).map_err(|why| {
-            de::Error::custom(format!("invalid {} {}: {why}", self.0, K::show(&value)))
-        })?;
-        Ok(Some(value))
+        let scalar = ScalarOf::<K>(self.0, PhantomData);
+        match K::YAML {
+            Yaml::Str => d.deserialize_str(scalar),
+            Yaml::Int => d.deserialize_i64(scalar),
+            Yaml::Number => d.deserialize_any(scalar),
+            Yaml::Bool => d.deserialize_bool(scalar),
+        }
+        .map(Some)
     }
 }
 
-/// [`Read`] for kind `K`.
-pub(crate) fn read_checked<K: Kind>(key: &'static str) -> Read<K> {
-    Read(key, PhantomData)
+/// Turns one scalar into a checked value of kind `K`.
+struct ScalarOf<K>(&'static str, PhantomData<K>);
+
+impl<K: Kind> ScalarOf<K> {
+    fn read<E: de::Error>(self, scalar: Scalar<'_>) -> Result<K::Value, E> {
+        let shown = || match scalar {
+            _ if K::SECRET => "***".to_owned(),
+            Scalar::Str(s) => format!("`{}`", s.escape_debug()),
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Float(f) => format!("{f:?}"),
+            Scalar::Bool(b) => b.to_string(),
+        };
+        let value = K::from_scalar(scalar)
+            .map_err(|why| E::custom(format!("invalid {} {}: {why}", self.0, shown())))?;
+        K::check(&value)
+            .map_err(|why| E::custom(format!("invalid {} {}: {why}", self.0, K::show(&value))))?;
+        Ok(value)
+    }
+}
+
+impl<K: Kind> Visitor<'_> for ScalarOf<K> {
+    type Value = K::Value;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match K::YAML {
+            Yaml::Str => "a string",
+            Yaml::Int => "an integer",
+            Yaml::Number => "a number",
+            Yaml::Bool => "true or false",
+        };
+        write!(f, "{what} for {}", self.0)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<K::Value, E> {
+        self.read(Scalar::Str(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<K::Value, E> {
+        self.read(Scalar::Int(v.into()))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<K::Value, E> {
+        self.read(Scalar::Int(v.into()))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<K::Value, E> {
+        self.read(Scalar::Float(v))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<K::Value, E> {
+        self.read(Scalar::Bool(v))
+    }
 }
 
 /// Checks a number of seconds: finite, ≥ 0, ≤ one year.
@@ -92,73 +163,20 @@ pub(crate) fn seconds(value: f64) -> Result<Duration, String> {
     }
 }
 
-/// Reads a YAML number of seconds (integer or float).
-struct SecondsVisitor;
-
-impl Visitor<'_> for SecondsVisitor {
-    type Value = Duration;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a number of seconds")
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
-        self.visit_f64(v as f64)
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
-        self.visit_f64(v as f64)
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
-        seconds(v).map_err(|why| E::custom(format!("invalid duration {v:?}: {why}")))
+/// A scalar's text, or the error of a non-string.
+fn text_of(scalar: Scalar<'_>) -> Result<&str, String> {
+    match scalar {
+        Scalar::Str(s) => Ok(s),
+        _ => Err("expected a string".to_owned()),
     }
 }
 
-/// Reads a YAML integer in `min..=max`.
-struct IntIn {
-    what: &'static str,
-    min: i64,
-    max: i64,
-}
-
-impl IntIn {
-    fn out_of_range<E: de::Error>(&self, v: impl fmt::Display) -> E {
-        E::custom(format!(
-            "invalid {} {v}: expected {}..={}",
-            self.what, self.min, self.max
-        ))
+/// A scalar's integer, if it fits `T`.
+fn integer_of<T: TryFrom<i128> + Bounded + fmt::Display>(scalar: Scalar<'_>) -> Result<T, String> {
+    match scalar {
+        Scalar::Int(i) => T::try_from(i).map_err(|_| format!("expected 0..={}", T::MAX)),
+        _ => Err("expected an integer".to_owned()),
     }
-}
-
-impl Visitor<'_> for IntIn {
-    type Value = i64;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "an integer in {}..={}", self.min, self.max)
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<i64, E> {
-        if (self.min..=self.max).contains(&v) {
-            Ok(v)
-        } else {
-            Err(self.out_of_range(v))
-        }
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
-        match i64::try_from(v) {
-            Ok(v) => self.visit_i64(v),
-            Err(_) => Err(self.out_of_range(v)),
-        }
-    }
-}
-
-/// Reads a YAML integer that fits `T`.
-fn integer<'de, T, D>(d: D, what: &'static str) -> Result<T, D::Error>
-where
-    T: TryFrom<i64> + Into<i64> + Bounded,
-    D: Deserializer<'de>,
-{
-    let v = d.deserialize_i64(IntIn {
-        what,
-        min: T::MIN.into(),
-        max: T::MAX.into(),
-    })?;
-    T::try_from(v).map_err(|_| de::Error::custom(format!("invalid {what} {v}")))
 }
 
 /// Parses the text form of an integer that fits `T`.
@@ -168,51 +186,28 @@ fn integer_text<T: std::str::FromStr + Bounded + fmt::Display>(text: &str) -> Re
         .map_err(|_| format!("expected an integer in 0..={}", T::MAX))
 }
 
-/// The bounds of an integer type.
+/// The largest value of an integer type.
 trait Bounded: Sized {
-    const MIN: Self;
     const MAX: Self;
 }
 
 macro_rules! bounded {
     ($($t:ty),*) => {$(
         impl Bounded for $t {
-            const MIN: Self = <$t>::MIN;
             const MAX: Self = <$t>::MAX;
         }
     )*};
 }
 bounded!(u8, u16, u32);
 
-/// Reads a YAML string and parses it.
-struct Parsed<T> {
-    what: &'static str,
-    parse: fn(&str) -> Result<T, String>,
-}
-
-impl<T> Visitor<'_> for Parsed<T> {
-    type Value = T;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "a {}", self.what)
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
-        (self.parse)(v).map_err(|why| {
-            E::custom(format!(
-                "invalid {} `{}`: {why}",
-                self.what,
-                v.escape_debug()
-            ))
-        })
-    }
-}
-
 /// Free text.
 pub(crate) struct Text;
 
 impl Kind for Text {
     type Value = String;
-    fn from_yaml<'de, D: Deserializer<'de>>(d: D, _: &'static str) -> Result<String, D::Error> {
-        String::deserialize(d)
+    const YAML: Yaml = Yaml::Str;
+    fn from_scalar(scalar: Scalar<'_>) -> Result<String, String> {
+        text_of(scalar).map(str::to_owned)
     }
     fn from_text(text: &str) -> Result<String, String> {
         Ok(text.to_owned())
@@ -227,8 +222,9 @@ pub(crate) struct Host;
 
 impl Kind for Host {
     type Value = String;
-    fn from_yaml<'de, D: Deserializer<'de>>(d: D, key: &'static str) -> Result<String, D::Error> {
-        Text::from_yaml(d, key)
+    const YAML: Yaml = Yaml::Str;
+    fn from_scalar(scalar: Scalar<'_>) -> Result<String, String> {
+        Text::from_scalar(scalar)
     }
     fn from_text(text: &str) -> Result<String, String> {
         Text::from_text(text)
@@ -239,7 +235,7 @@ impl Kind for Host {
                 .chars()
                 .any(|c| c.is_whitespace() || c == '/' || c == '@')
         {
-            Err("expected a host name or address, not a URL (set `password` separately)".to_owned())
+            Err("expected a host name or address, not a URL (use `url`, or set `password` separately)".to_owned())
         } else {
             Ok(())
         }
@@ -266,8 +262,9 @@ pub(crate) struct Password;
 impl Kind for Password {
     type Value = Secret;
     const SECRET: bool = true;
-    fn from_yaml<'de, D: Deserializer<'de>>(d: D, _: &'static str) -> Result<Secret, D::Error> {
-        Secret::deserialize(d)
+    const YAML: Yaml = Yaml::Str;
+    fn from_scalar(scalar: Scalar<'_>) -> Result<Secret, String> {
+        text_of(scalar).map(Secret::new)
     }
     fn from_text(text: &str) -> Result<Secret, String> {
         Ok(Secret::new(text))
@@ -282,8 +279,9 @@ pub(crate) struct Port;
 
 impl Kind for Port {
     type Value = u16;
-    fn from_yaml<'de, D: Deserializer<'de>>(d: D, key: &'static str) -> Result<u16, D::Error> {
-        integer(d, key)
+    const YAML: Yaml = Yaml::Int;
+    fn from_scalar(scalar: Scalar<'_>) -> Result<u16, String> {
+        integer_of(scalar)
     }
     fn from_text(text: &str) -> Result<u16, String> {
         integer_text(text)
@@ -304,8 +302,9 @@ pub(crate) struct DbNumber;
 
 impl Kind for DbNumber {
     type Value = u8;
-    fn from_yaml<'de, D: Deserializer<'de>>(d: D, key: &'static str) -> Result<u8, D::Error> {
-        integer(d, key)
+    const YAML: Yaml = Yaml::Int;
+    fn from_scalar(scalar: Scalar<'_>) -> Result<u8, String> {
+        integer_of(scalar).map_err(|_| "expected 0..=15".to_owned())
     }
     fn from_text(text: &str) -> Result<u8, String> {
         integer_text(text)
@@ -326,8 +325,9 @@ pub(crate) struct Number;
 
 impl Kind for Number {
     type Value = u32;
-    fn from_yaml<'de, D: Deserializer<'de>>(d: D, key: &'static str) -> Result<u32, D::Error> {
-        integer(d, key)
+    const YAML: Yaml = Yaml::Int;
+    fn from_scalar(scalar: Scalar<'_>) -> Result<u32, String> {
+        integer_of(scalar)
     }
     fn from_text(text: &str) -> Result<u32, String> {
         integer_text(text)
@@ -342,8 +342,9 @@ pub(crate) struct Count;
 
 impl Kind for Count {
     type Value = u32;
-    fn from_yaml<'de, D: Deserializer<'de>>(d: D, key: &'static str) -> Result<u32, D::Error> {
-        Number::from_yaml(d, key)
+    const YAML: Yaml = Yaml::Int;
+    fn from_scalar(scalar: Scalar<'_>) -> Result<u32, String> {
+        Number::from_scalar(scalar)
     }
     fn from_text(text: &str) -> Result<u32, String> {
         Number::from_text(text)
@@ -364,8 +365,12 @@ pub(crate) struct Flag;
 
 impl Kind for Flag {
     type Value = bool;
-    fn from_yaml<'de, D: Deserializer<'de>>(d: D, _: &'static str) -> Result<bool, D::Error> {
-        bool::deserialize(d)
+    const YAML: Yaml = Yaml::Bool;
+    fn from_scalar(scalar: Scalar<'_>) -> Result<bool, String> {
+        match scalar {
+            Scalar::Bool(b) => Ok(b),
+            _ => Err("expected true or false".to_owned()),
+        }
     }
     fn from_text(text: &str) -> Result<bool, String> {
         match text.trim().to_ascii_lowercase().as_str() {
@@ -384,8 +389,13 @@ pub(crate) struct Seconds;
 
 impl Kind for Seconds {
     type Value = Duration;
-    fn from_yaml<'de, D: Deserializer<'de>>(d: D, _: &'static str) -> Result<Duration, D::Error> {
-        d.deserialize_any(SecondsVisitor)
+    const YAML: Yaml = Yaml::Number;
+    fn from_scalar(scalar: Scalar<'_>) -> Result<Duration, String> {
+        match scalar {
+            Scalar::Int(i) => seconds(i as f64),
+            Scalar::Float(f) => seconds(f),
+            _ => Err("expected a number of seconds".to_owned()),
+        }
     }
     fn from_text(text: &str) -> Result<Duration, String> {
         let value: f64 = text
@@ -414,8 +424,9 @@ pub(crate) struct Period;
 
 impl Kind for Period {
     type Value = Duration;
-    fn from_yaml<'de, D: Deserializer<'de>>(d: D, key: &'static str) -> Result<Duration, D::Error> {
-        Seconds::from_yaml(d, key)
+    const YAML: Yaml = Yaml::Number;
+    fn from_scalar(scalar: Scalar<'_>) -> Result<Duration, String> {
+        Seconds::from_scalar(scalar)
     }
     fn from_text(text: &str) -> Result<Duration, String> {
         Seconds::from_text(text)
@@ -441,11 +452,9 @@ pub(crate) struct Limit;
 
 impl Kind for Limit {
     type Value = Option<Duration>;
-    fn from_yaml<'de, D: Deserializer<'de>>(
-        d: D,
-        key: &'static str,
-    ) -> Result<Option<Duration>, D::Error> {
-        Seconds::from_yaml(d, key).map(|d| (!d.is_zero()).then_some(d))
+    const YAML: Yaml = Yaml::Number;
+    fn from_scalar(scalar: Scalar<'_>) -> Result<Option<Duration>, String> {
+        Seconds::from_scalar(scalar).map(|d| (!d.is_zero()).then_some(d))
     }
     fn from_text(text: &str) -> Result<Option<Duration>, String> {
         Seconds::from_text(text).map(|d| (!d.is_zero()).then_some(d))
@@ -467,11 +476,9 @@ pub(crate) struct JitterName;
 
 impl Kind for JitterName {
     type Value = Jitter;
-    fn from_yaml<'de, D: Deserializer<'de>>(d: D, key: &'static str) -> Result<Jitter, D::Error> {
-        d.deserialize_str(Parsed {
-            what: key,
-            parse: str::parse::<Jitter>,
-        })
+    const YAML: Yaml = Yaml::Str;
+    fn from_scalar(scalar: Scalar<'_>) -> Result<Jitter, String> {
+        text_of(scalar)?.parse()
     }
     fn from_text(text: &str) -> Result<Jitter, String> {
         text.parse()
@@ -489,6 +496,28 @@ pub(crate) fn parsed<'de, T, D: Deserializer<'de>>(
     parse: fn(&str) -> Result<T, String>,
 ) -> Result<T, D::Error> {
     d.deserialize_str(Parsed { what, parse })
+}
+
+/// Reads a YAML string and parses it.
+struct Parsed<T> {
+    what: &'static str,
+    parse: fn(&str) -> Result<T, String>,
+}
+
+impl<T> Visitor<'_> for Parsed<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a {}", self.what)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        (self.parse)(v).map_err(|why| {
+            E::custom(format!(
+                "invalid {} `{}`: {why}",
+                self.what,
+                v.escape_debug()
+            ))
+        })
+    }
 }
 
 #[cfg(test)]

@@ -45,6 +45,7 @@ mod settings;
 mod table;
 #[cfg(test)]
 mod tests;
+mod url;
 
 use tracing::level_filters::LevelFilter;
 

@@ -1,16 +1,19 @@
 //! Layering: defaults < registry < YAML top < YAML per-database < env < code, then validation.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use tracing::level_filters::LevelFilter;
 
 use super::env::{self, EnvSource, ProcessEnv};
-use super::keys::{defaults, Origins, Partial, Values};
+use super::keys::{defaults, Layer, Origins, Partial, Values};
+use super::kinds::Kind;
 use super::names::{check_name, env_form};
 use super::settings::{
     BreakerSettings, DatabaseSettings, IdleSettings, ReadinessSettings, ResolvedConfig,
     RetrySettings,
 };
+use super::url::{RedisUrl, Url, UrlTarget};
 use super::{ConfigError, KeeperConfig, Origin, RedisDatabase, ServiceRegistry};
 use crate::seams::{Endpoint, Keepalive, TcpOptions};
 
@@ -51,17 +54,25 @@ impl KeeperConfig {
                     merged.overlay(&entry.into_layer(), &mut origins);
                 }
             }
-            merged.overlay(&self.yaml.top, &mut origins);
-            for (_, layer) in self.yaml.databases.iter().filter(|(n, _)| n == name) {
-                merged.overlay(layer, &mut origins);
-            }
-            merged.overlay(&env_layers.global, &mut origins);
-            if let Some(layer) = env_layers.databases.get(name) {
-                merged.overlay(layer, &mut origins);
-            }
-            merged.overlay(&self.code_global, &mut origins);
-            for (_, layer) in self.code_databases.iter().filter(|(n, _)| n == name) {
-                merged.overlay(layer, &mut origins);
+            let mut stack: Vec<(&Layer, bool)> = vec![(&self.yaml.top, false)];
+            stack.extend(
+                self.yaml
+                    .databases
+                    .iter()
+                    .filter(|(n, _)| n == name)
+                    .map(|(_, l)| (l, true)),
+            );
+            stack.push((&env_layers.global, false));
+            stack.extend(env_layers.databases.get(name).map(|l| (l, true)));
+            stack.push((&self.code_global, false));
+            stack.extend(
+                self.code_databases
+                    .iter()
+                    .filter(|(n, _)| n == name)
+                    .map(|(_, l)| (l, true)),
+            );
+            for (layer, per_database) in stack {
+                merged.overlay(&*with_url(layer, per_database)?, &mut origins);
             }
             databases.insert(name.clone(), finalize(name, &merged, &origins)?);
         }
@@ -161,11 +172,15 @@ fn finalize(name: &str, p: &Partial, origins: &Origins) -> Result<DatabaseSettin
         ));
     }
     let _accepted_for_the_seed = v.decode_responses;
+    let _read_into_its_parts_by_with_url = v.url;
     Ok(DatabaseSettings {
         name: name.to_owned(),
         db,
         description: v.description,
-        endpoint: Endpoint::tcp(v.host, v.port),
+        endpoint: match v.unix_socket_path.filter(|p| !p.is_empty()) {
+            Some(path) => Endpoint::unix(path),
+            None => Endpoint::tcp(v.host, v.port),
+        },
         username: v.username.filter(|u| !u.is_empty()),
         password: v.password.filter(|s| !s.is_empty()),
         max_connections: v.max_connections,
@@ -208,4 +223,78 @@ fn finalize(name: &str, p: &Partial, origins: &Origins) -> Result<DatabaseSettin
         pool_wait_timeout: v.pool_wait_timeout,
         log_commands: v.log_commands,
     })
+}
+
+/// `layer` with its `url` (if set and not empty) read as the keys it stands for, at the same
+/// layer and with the URL's origin. A key set beside the URL must agree with it.
+fn with_url(layer: &Layer, per_database: bool) -> Result<Cow<'_, Layer>, ConfigError> {
+    let Some(text) = layer.values.url.as_ref().filter(|u| !u.is_empty()) else {
+        return Ok(Cow::Borrowed(layer));
+    };
+    let origin = layer.origin_of("url");
+    let invalid = |reason: String| ConfigError::InvalidValue {
+        key: "url".to_owned(),
+        value: Url::show(text),
+        origin: origin.clone(),
+        reason,
+    };
+    let url = RedisUrl::parse(text.expose()).map_err(&invalid)?;
+    if url.tls {
+        return Err(invalid(
+            "TLS (rediss://) is not available in this version of redis-keeper".to_owned(),
+        ));
+    }
+    if url.db.is_some() && !per_database {
+        return Err(invalid(
+            "a database number in a URL is only accepted per database (each named database has \
+             its own `db`)"
+                .to_owned(),
+        ));
+    }
+    let mut out = layer.clone();
+    match url.target {
+        UrlTarget::Tcp { host, port } => {
+            part(&mut out, "host", host, |p| &mut p.host)?;
+            part(&mut out, "port", port, |p| &mut p.port)?;
+            part(&mut out, "unix_socket_path", String::new(), |p| {
+                &mut p.unix_socket_path
+            })?;
+        }
+        UrlTarget::Unix { path } => {
+            part(&mut out, "unix_socket_path", path, |p| {
+                &mut p.unix_socket_path
+            })?;
+        }
+    }
+    if let Some(user) = url.username {
+        part(&mut out, "username", user, |p| &mut p.username)?;
+    }
+    if let Some(password) = url.password {
+        part(&mut out, "password", password, |p| &mut p.password)?;
+    }
+    if let Some(db) = url.db {
+        part(&mut out, "db", db, |p| &mut p.db)?;
+    }
+    Ok(Cow::Owned(out))
+}
+
+/// Sets `key` from the layer's URL; a different value set beside it is a conflict.
+fn part<T: PartialEq>(
+    layer: &mut Layer,
+    key: &'static str,
+    value: T,
+    slot: impl FnOnce(&mut Partial) -> &mut Option<T>,
+) -> Result<(), ConfigError> {
+    let origin = layer.origin_of("url");
+    let slot = slot(&mut layer.values);
+    if slot.as_ref().is_some_and(|old| *old != value) {
+        return Err(ConfigError::ConflictingKeys {
+            first: "url".to_owned(),
+            second: key.to_owned(),
+            origin,
+        });
+    }
+    *slot = Some(value);
+    layer.record(key, origin);
+    Ok(())
 }

@@ -1,15 +1,17 @@
 //! Where a connection goes ([`Endpoint`]) and which socket options it gets ([`TcpOptions`]).
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
-/// A Redis server address. More kinds (TLS, Unix sockets, Sentinel, Cluster) come later, so the
-/// enum is non-exhaustive.
+/// A Redis server address. More kinds (TLS, Sentinel, Cluster) come later, so the enum is
+/// non-exhaustive.
 ///
 /// ```
 /// use redis_keeper::seams::Endpoint;
 /// let e = Endpoint::tcp("127.0.0.1", 6379);
 /// assert_eq!(e.to_string(), "127.0.0.1:6379");
+/// assert_eq!(Endpoint::unix("/run/redis.sock").to_string(), "unix:/run/redis.sock");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -21,6 +23,11 @@ pub enum Endpoint {
         /// TCP port.
         port: u16,
     },
+    /// A Unix domain socket (no TCP options apply).
+    Unix {
+        /// The socket's path.
+        path: PathBuf,
+    },
 }
 
 impl Endpoint {
@@ -31,6 +38,11 @@ impl Endpoint {
             port,
         }
     }
+
+    /// A Unix socket endpoint.
+    pub fn unix(path: impl Into<PathBuf>) -> Self {
+        Self::Unix { path: path.into() }
+    }
 }
 
 impl fmt::Display for Endpoint {
@@ -38,6 +50,7 @@ impl fmt::Display for Endpoint {
         match self {
             Self::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
             Self::Tcp { host, port } => write!(f, "{host}:{port}"),
+            Self::Unix { path } => write!(f, "unix:{}", path.display()),
         }
     }
 }

@@ -254,3 +254,15 @@ pub async fn timeout<F: Future>(
     let deadline = clock.now() + limit;
     timeout_at(clock, deadline, fut).await
 }
+
+/// The error of a Unix-socket endpoint on a platform without Unix sockets.
+#[cfg(not(unix))]
+pub(crate) fn unix_unsupported(path: &std::path::Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!(
+            "Unix sockets are not available on this platform ({})",
+            path.display()
+        ),
+    )
+}

@@ -108,6 +108,13 @@ impl Transport for SmolTransport {
                 let stream = self.connect_tcp(host, *port, options).await?;
                 Ok(Box::new(FuturesIo::new(stream)))
             }
+            #[cfg(unix)]
+            Endpoint::Unix { path } => {
+                let stream = Async::<std::os::unix::net::UnixStream>::connect(path).await?;
+                Ok(Box::new(FuturesIo::new(stream)))
+            }
+            #[cfg(not(unix))]
+            Endpoint::Unix { path } => Err(super::unix_unsupported(path)),
         }
     }
 }

@@ -149,6 +149,26 @@ impl TokioTransport {
     }
 }
 
+impl TokioTransport {
+    /// Connects to the Unix socket at `path`.
+    #[cfg(unix)]
+    async fn connect_unix(&self, path: &std::path::Path) -> io::Result<BoxStream> {
+        let path = path.to_owned();
+        let connect = async move { tokio::net::UnixStream::connect(path).await };
+        let stream = Entered {
+            handle: self.handle.clone(),
+            fut: Box::pin(connect),
+        }
+        .await?;
+        Ok(Box::new(stream))
+    }
+
+    #[cfg(not(unix))]
+    async fn connect_unix(&self, path: &std::path::Path) -> io::Result<BoxStream> {
+        Err(super::unix_unsupported(path))
+    }
+}
+
 #[async_trait::async_trait]
 impl Transport for TokioTransport {
     async fn connect(&self, endpoint: &Endpoint, options: &TcpOptions) -> io::Result<BoxStream> {
@@ -157,6 +177,7 @@ impl Transport for TokioTransport {
                 let stream = self.connect_tcp(host, *port, options).await?;
                 Ok(Box::new(stream))
             }
+            Endpoint::Unix { path } => self.connect_unix(path).await,
         }
     }
 }

@@ -9,6 +9,7 @@ use super::*;
 
 mod discovery;
 mod layering;
+mod urls;
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs
