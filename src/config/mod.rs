@@ -157,6 +157,22 @@ impl KeeperConfig {
         self.configure_all(|d| d.password(password))
     }
 
+    /// Code layer: the address of every database as one URL (`redis://…`, `unix://…`; see the
+    /// `url` key). A URL with a database number is only accepted per database.
+    ///
+    /// ```
+    /// use redis_keeper::{seams::Endpoint, KeeperConfig};
+    /// let config = KeeperConfig::default().url("redis://app:s%3Acret@10.0.0.5:6380");
+    /// let resolved = config.resolve(None, &std::collections::HashMap::new()).unwrap();
+    /// let main = resolved.database("main").unwrap();
+    /// assert_eq!(main.endpoint, Endpoint::tcp("10.0.0.5", 6380));
+    /// assert_eq!(main.password.as_ref().unwrap().expose(), "s:cret");
+    /// assert!(!format!("{config:?}").contains("s%3Acret"));
+    /// ```
+    pub fn url(self, url: impl Into<Secret>) -> Self {
+        self.configure_all(|d| d.url(url))
+    }
+
     /// Code layer: the level filter for the keeper's own tracing events.
     pub fn log_level(mut self, level: LevelFilter) -> Self {
         self.code_log_level = Some(level);
