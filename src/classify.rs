@@ -19,6 +19,7 @@ use crate::policy::FailureKind;
 /// ```
 pub fn classify(err: &RedisError) -> FailureKind {
     match err.kind() {
+        ErrorKind::Io if is_tls(err) => FailureKind::Tls,
         ErrorKind::Io if err.is_timeout() => FailureKind::ResponseTimeout,
         ErrorKind::Io => FailureKind::Io,
         ErrorKind::Parse => FailureKind::Protocol,
@@ -37,6 +38,36 @@ pub fn classify(err: &RedisError) -> FailureKind {
         },
         _ => FailureKind::Server,
     }
+}
+
+/// The `io::Error` inside a redis-rs I/O error (redis-rs keeps it behind an `Arc` and names
+/// the `Arc` as the source), for the payload an `io::Error` may carry.
+#[cfg_attr(
+    not(any(feature = "tls", feature = "tokio", feature = "smol")),
+    allow(dead_code)
+)]
+pub(crate) fn io_error_of(err: &RedisError) -> Option<&std::io::Error> {
+    type Shared = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+    let source = std::error::Error::source(err)?;
+    match source.downcast_ref::<Shared>() {
+        Some(shared) => shared.downcast_ref::<std::io::Error>(),
+        None => source.downcast_ref::<std::io::Error>(),
+    }
+}
+
+/// Whether `err` is a failed TLS handshake or a TLS alert (a `rustls::Error` inside its
+/// `io::Error`).
+#[cfg(feature = "tls")]
+fn is_tls(err: &RedisError) -> bool {
+    io_error_of(err)
+        .and_then(|io| io.get_ref())
+        .is_some_and(|inner| inner.is::<rustls::Error>())
+}
+
+/// Without the `tls` feature no error is a TLS one.
+#[cfg(not(feature = "tls"))]
+fn is_tls(_err: &RedisError) -> bool {
+    false
 }
 
 /// An aborted transaction whose every queued-command error is `-LOADING`: the server discarded

@@ -64,6 +64,17 @@ pub enum Error {
         #[source]
         source: redis::RedisError,
     },
+    /// The TLS handshake failed: the server's certificate did not verify (wrong CA, wrong name,
+    /// expired; `source` says which), the server refused the client's certificate, or the
+    /// server does not speak TLS. Not retried: the configuration or the server must change.
+    #[error("TLS with database `{db}` failed: {source}")]
+    Tls {
+        /// The database.
+        db: String,
+        /// The handshake's failure.
+        #[source]
+        source: redis::RedisError,
+    },
     /// Opening a connection failed (after the retry schedule, when the failure was retryable).
     #[error("could not connect to database `{db}` after {attempts} attempt(s): {source}")]
     Connect {
@@ -157,14 +168,9 @@ impl std::error::Error for Carried {}
 impl Carried {
     /// The carried error of `err`, when the crate produced it.
     fn find(err: &redis::RedisError) -> Option<&Carried> {
-        type Shared = std::sync::Arc<dyn std::error::Error + Send + Sync>;
-        let source = std::error::Error::source(err)?;
-        // redis-rs keeps the `io::Error` behind an `Arc` and names the `Arc` as the source.
-        let io = match source.downcast_ref::<Shared>() {
-            Some(shared) => shared.downcast_ref::<std::io::Error>()?,
-            None => source.downcast_ref::<std::io::Error>()?,
-        };
-        io.get_ref()?.downcast_ref::<Carried>()
+        crate::classify::io_error_of(err)?
+            .get_ref()?
+            .downcast_ref::<Carried>()
     }
 }
 
@@ -217,6 +223,7 @@ impl Error {
             Self::Connect { kind, .. } => Some(*kind),
             Self::Redis(source) => Some(crate::classify::classify(source)),
             Self::Auth { .. } => Some(FailureKind::Auth),
+            Self::Tls { .. } => Some(FailureKind::Tls),
             Self::CircuitOpen { .. } => Some(FailureKind::CircuitOpen),
             Self::NotReady { .. } => Some(FailureKind::Loading),
             _ => None,
@@ -244,6 +251,10 @@ impl Error {
                 waited: *waited,
             },
             Self::Auth { db, source } => Self::Auth {
+                db: db.clone(),
+                source: source.clone(),
+            },
+            Self::Tls { db, source } => Self::Tls {
                 db: db.clone(),
                 source: source.clone(),
             },
@@ -280,7 +291,9 @@ impl Error {
     pub(crate) fn into_redis(self) -> redis::RedisError {
         match self {
             Self::Redis(e) => e,
-            Self::Connect { source, .. } | Self::Auth { source, .. } => source,
+            Self::Connect { source, .. } | Self::Auth { source, .. } | Self::Tls { source, .. } => {
+                source
+            }
             other => {
                 let kind = if other.is_timeout() {
                     std::io::ErrorKind::TimedOut

@@ -45,6 +45,8 @@ pub mod sim;
 mod stats;
 #[cfg(any(feature = "tokio", feature = "smol"))]
 pub mod subscriber;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 /// The README's Rust examples, compiled as doctests so that they cannot drift from the code.
 #[cfg(all(doctest, feature = "tokio", feature = "smol"))]

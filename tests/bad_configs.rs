@@ -4,7 +4,9 @@
 //!
 //! Each fixture says what it expects in leading comments:
 //! `# expect: <text>` — the error message contains `<text>` (case-insensitive), repeatable;
-//! `# secret: <text>` — `<text>` must not appear anywhere in the error.
+//! `# secret: <text>` — `<text>` must not appear anywhere in the error;
+//! `# needs: tls` — the expectations hold with the `tls` feature (without it, `ssl: true` is
+//! itself the error, naming `ssl` and the feature).
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -50,7 +52,12 @@ fn every_bad_config_is_a_typed_error_naming_the_value_without_secrets() {
     for path in &files {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let text = std::fs::read_to_string(path).unwrap();
-        let expects = directives(&text, "expect");
+        let needs_tls = directives(&text, "needs").iter().any(|n| n == "tls");
+        let expects = if needs_tls && !cfg!(feature = "tls") {
+            vec!["ssl".to_owned(), "`tls` feature".to_owned()]
+        } else {
+            directives(&text, "expect")
+        };
         let secrets = directives(&text, "secret");
         assert!(!expects.is_empty(), "{name}: no `# expect:` line");
         let outcome = catch_unwind(AssertUnwindSafe(|| load(path)));

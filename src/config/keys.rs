@@ -20,8 +20,8 @@ use std::time::Duration;
 use serde::de::{self, MapAccess};
 
 use super::kinds::{
-    read_checked, Count, DbNumber, Flag, Host, JitterName, Kind, Limit, Number, Password, Period,
-    Port, Seconds, Text,
+    read_checked, CertReqsName, Count, DbNumber, Flag, Host, JitterName, Kind, Limit, Number,
+    Password, Period, Port, Seconds, Text,
 };
 #[cfg(test)]
 use super::table::default_doc;
@@ -30,7 +30,7 @@ use super::table::{
     Level, Scope,
 };
 use super::url::Url;
-use super::{ConfigError, DatabaseOverrides, Origin, Secret};
+use super::{CertReqs, ConfigError, DatabaseOverrides, Origin, Secret};
 use crate::policy::{
     BreakerConfig, HealthConfig, IdleConfig, Jitter, ReadinessConfig, RetryConfig,
 };
@@ -59,7 +59,8 @@ config_keys! {
         password: Password, Both, unset("none"), env "REDIS_PASSWORD",
             set password(impl Into<Secret>);
         /// The whole address in one string: `redis://[user[:password]@]host[:port][/db]`,
-        /// `unix:///path/redis.sock[?db=N]` or `redis+unix://…`. Its parts count as the keys
+        /// `rediss://…` (TLS: sets `ssl`), `unix:///path/redis.sock[?db=N]` or
+        /// `redis+unix://…`. Its parts count as the keys
         /// they stand for, at the URL's layer: a key set beside it that disagrees is an error
         /// naming both. A database number only per database. The password may be URL-encoded;
         /// never printed. Empty = none.
@@ -67,6 +68,24 @@ config_keys! {
         /// Path of the server's Unix socket (redis-py's name): when set, `host` and `port` are
         /// not used, nor keepalive and nodelay. Empty = none.
         unix_socket_path: Text, Both, unset("none"), set unix_socket_path(impl Into<String>);
+        /// TLS (rustls; the `tls` feature, on by default). A `rediss://` URL sets it. Not over
+        /// a Unix socket.
+        ssl: Flag, Both, value(false), set ssl(bool);
+        /// PEM bundle of the CAs trusted to sign the server's certificate, read when the
+        /// Keeper is built. Empty = the platform's trust store (rustls-native-certs).
+        ssl_ca_certs: Text, Both, unset("platform roots"), set ssl_ca_certs(impl Into<String>);
+        /// PEM client certificate chain, for mutual TLS; its key in `ssl_keyfile`, or in this
+        /// file when `ssl_keyfile` is empty. Empty = none.
+        ssl_certfile: Text, Both, unset("none"), set ssl_certfile(impl Into<String>);
+        /// PEM private key of `ssl_certfile` (PKCS#8, PKCS#1 or SEC1). Empty = none.
+        ssl_keyfile: Text, Both, unset("none"), set ssl_keyfile(impl Into<String>);
+        /// `required` (verify the chain, dates and name), `optional` (the same, on a client,
+        /// as in Python's `ssl`) or `none` (accept any certificate: test setups only).
+        ssl_cert_reqs: CertReqsName, Both, value(CertReqs::Required),
+            set ssl_cert_reqs(CertReqs);
+        /// The name sent in SNI and verified against the certificate, when it differs from
+        /// `host` (e.g. connecting by address). Empty = `host`.
+        tls_server_name: Text, Both, unset("`host`"), set tls_server_name(impl Into<String>);
         /// Bound on shared + exclusive connections together, ≥ 1.
         max_connections: Count, Both, value(20), set max_connections(u32);
         /// Multiplexed connections shared by `get`, `1..=max_connections`.

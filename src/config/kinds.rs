@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::de::{self, DeserializeSeed, Deserializer, Visitor};
 
-use super::Secret;
+use super::{CertReqs, Secret};
 use crate::policy::Jitter;
 
 /// Longest accepted duration: one year.
@@ -485,6 +485,23 @@ impl Kind for JitterName {
     }
     fn show(j: &Jitter) -> String {
         j.to_string()
+    }
+}
+
+/// A certificate check (`required`, `optional` or `none`).
+pub(crate) struct CertReqsName;
+
+impl Kind for CertReqsName {
+    type Value = CertReqs;
+    const YAML: Yaml = Yaml::Str;
+    fn from_scalar(scalar: Scalar<'_>) -> Result<CertReqs, String> {
+        text_of(scalar)?.parse()
+    }
+    fn from_text(text: &str) -> Result<CertReqs, String> {
+        text.parse()
+    }
+    fn show(c: &CertReqs) -> String {
+        c.to_string()
     }
 }
 

@@ -45,6 +45,7 @@ mod settings;
 mod table;
 #[cfg(test)]
 mod tests;
+mod tls;
 mod url;
 
 use tracing::level_filters::LevelFilter;
@@ -60,6 +61,7 @@ pub use settings::{
     BreakerSettings, DatabaseSettings, IdleSettings, ReadinessSettings, ResolvedConfig,
     RetrySettings,
 };
+pub use tls::{CertReqs, TlsSettings};
 
 use keys::Layer;
 use schema::YamlLayers;

@@ -13,6 +13,7 @@ use super::settings::{
     BreakerSettings, DatabaseSettings, IdleSettings, ReadinessSettings, ResolvedConfig,
     RetrySettings,
 };
+use super::tls::TlsKeys;
 use super::url::{RedisUrl, Url, UrlTarget};
 use super::{ConfigError, KeeperConfig, Origin, RedisDatabase, ServiceRegistry};
 use crate::seams::{Endpoint, Keepalive, TcpOptions};
@@ -173,14 +174,25 @@ fn finalize(name: &str, p: &Partial, origins: &Origins) -> Result<DatabaseSettin
     }
     let _accepted_for_the_seed = v.decode_responses;
     let _read_into_its_parts_by_with_url = v.url;
+    let endpoint = match v.unix_socket_path.filter(|p| !p.is_empty()) {
+        Some(path) => Endpoint::unix(path),
+        None => Endpoint::tcp(v.host, v.port),
+    };
+    let tls = TlsKeys {
+        ssl: v.ssl,
+        ca_certs: v.ssl_ca_certs,
+        certfile: v.ssl_certfile,
+        keyfile: v.ssl_keyfile,
+        cert_reqs: v.ssl_cert_reqs,
+        server_name: v.tls_server_name,
+    }
+    .settings(&endpoint, &bad)?;
     Ok(DatabaseSettings {
         name: name.to_owned(),
         db,
         description: v.description,
-        endpoint: match v.unix_socket_path.filter(|p| !p.is_empty()) {
-            Some(path) => Endpoint::unix(path),
-            None => Endpoint::tcp(v.host, v.port),
-        },
+        endpoint,
+        tls,
         username: v.username.filter(|u| !u.is_empty()),
         password: v.password.filter(|s| !s.is_empty()),
         max_connections: v.max_connections,
@@ -239,11 +251,6 @@ fn with_url(layer: &Layer, per_database: bool) -> Result<Cow<'_, Layer>, ConfigE
         reason,
     };
     let url = RedisUrl::parse(text.expose()).map_err(&invalid)?;
-    if url.tls {
-        return Err(invalid(
-            "TLS (rediss://) is not available in this version of redis-keeper".to_owned(),
-        ));
-    }
     if url.db.is_some() && !per_database {
         return Err(invalid(
             "a database number in a URL is only accepted per database (each named database has \
@@ -256,6 +263,7 @@ fn with_url(layer: &Layer, per_database: bool) -> Result<Cow<'_, Layer>, ConfigE
         UrlTarget::Tcp { host, port } => {
             part(&mut out, "host", host, |p| &mut p.host)?;
             part(&mut out, "port", port, |p| &mut p.port)?;
+            part(&mut out, "ssl", url.tls, |p| &mut p.ssl)?;
             part(&mut out, "unix_socket_path", String::new(), |p| {
                 &mut p.unix_socket_path
             })?;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tracing::level_filters::LevelFilter;
 
-use super::{ConfigError, Jitter, RedisDatabase, Secret};
+use super::{ConfigError, Jitter, RedisDatabase, Secret, TlsSettings};
 use crate::seams::{Endpoint, TcpOptions};
 
 /// Parses a log level: `error`, `warn` (or Python's `warning`), `info`, `debug`, `trace`,
@@ -120,6 +120,8 @@ pub struct DatabaseSettings {
     pub response_timeout: Duration,
     /// Socket options: YAML `socket_keepalive`, `keepalive_*`, `tcp_nodelay`.
     pub tcp: TcpOptions,
+    /// TLS, when YAML `ssl` is on (or the URL is `rediss://`). Default: none (plaintext).
+    pub tls: Option<TlsSettings>,
     /// Background PING period, > 0. YAML `health_check_interval`. Default: 30 s.
     pub health_check_interval: Duration,
     /// A connection idle longer than this is validated (PING) on checkout.

@@ -21,7 +21,7 @@ use crate::error::Error;
 use crate::policy::{
     FailureKind, ProbeOutcome, ReadinessAction, RetryConfig, RetryDecision, RetrySchedule,
 };
-use crate::seams::{timeout_at, Runtime, TcpOptions};
+use crate::seams::{timeout_at, Runtime, TcpOptions, Transport};
 use crate::stats::DbCounters;
 
 /// A failed network step: what the policies see, and the error itself.
@@ -72,6 +72,8 @@ pub(crate) struct Connector {
     conn_info: redis::RedisConnectionInfo,
     /// What it connects to, and the epoch of the current resolution.
     binding: Binding,
+    /// The runtime's transport, or TLS over it when the database has `ssl` on.
+    transport: Arc<dyn Transport>,
     /// Every connection opened, so that closing reaches the lent ones too (pruned on each open).
     links: Mutex<Vec<Weak<Link>>>,
     retry: RetryConfig,
@@ -96,6 +98,7 @@ impl Connector {
             counters,
         } = common;
         Self {
+            transport: transport_for(settings, &runtime),
             name,
             log_level,
             runtime,
@@ -175,11 +178,20 @@ impl Connector {
                 Err((kind, err)) => {
                     self.admission.report(permit, !kind.trips_breaker());
                     DbCounters::bump(&self.counters.connect_failed);
-                    if kind == FailureKind::Auth {
-                        let e = Error::Auth {
-                            db: self.name.to_string(),
-                            source: err,
-                        };
+                    let db = self.name.to_string();
+                    let final_error = match kind {
+                        FailureKind::Auth => Some(Error::Auth {
+                            db,
+                            source: err.clone(),
+                        }),
+                        FailureKind::Tls => Some(Error::Tls {
+                            db,
+                            source: err.clone(),
+                        }),
+                        _ => None,
+                    };
+                    if let Some(e) = final_error {
+                        keeper_event!(self, WARN, error = %e, "connect refused; not retried");
                         self.record_error(&e);
                         return Err(e);
                     }
@@ -224,8 +236,7 @@ impl Connector {
         let target = self.binding.resolve();
         let attempt = async {
             let stream = self
-                .runtime
-                .transport()
+                .transport
                 .connect(&target.endpoint, &self.tcp)
                 .await
                 .map_err(|e| {
@@ -371,6 +382,19 @@ impl Connector {
                 Err(Error::Redis(err))
             }
         }
+    }
+}
+
+/// The transport of a database: the runtime's, with TLS over it when `ssl` is on.
+fn transport_for(settings: &DatabaseSettings, runtime: &Runtime) -> Arc<dyn Transport> {
+    match &settings.tls {
+        #[cfg(feature = "tls")]
+        Some(tls) => Arc::new(crate::tls::TlsTransport::new(
+            runtime.transport().clone(),
+            tls.client.config.clone(),
+            tls.client.server_name.clone(),
+        )),
+        _ => runtime.transport().clone(),
     }
 }
 

@@ -29,6 +29,9 @@ pub enum FailureKind {
     MasterDown,
     /// Authentication was refused (`-NOAUTH`, `-WRONGPASS`, `-NOPERM`).
     Auth,
+    /// The TLS handshake failed: the server's certificate did not verify (wrong CA, wrong
+    /// name, expired), the server refused ours, or it does not speak TLS. Retrying cannot help.
+    Tls,
     /// The circuit breaker rejected the attempt without touching the network.
     CircuitOpen,
     /// Any other error reply: the server is alive and answered.
@@ -60,7 +63,7 @@ impl FailureKind {
 
     /// Whether this failure leaves the connection unusable (it must be closed, never re-idled).
     pub fn poisons_connection(self) -> bool {
-        self.trips_breaker()
+        self.trips_breaker() || self == Self::Tls
     }
 
     /// Whether this failure is a timeout.
@@ -74,7 +77,7 @@ mod tests {
     use super::FailureKind::{self, *};
 
     /// Every kind with (retryable, trips breaker, poisons connection, timeout), from DESIGN §3.
-    const TABLE: [(FailureKind, bool, bool, bool, bool); 10] = [
+    const TABLE: [(FailureKind, bool, bool, bool, bool); 11] = [
         (Io, true, true, true, false),
         (ConnectTimeout, true, true, true, true),
         (ResponseTimeout, true, true, true, true),
@@ -83,6 +86,7 @@ mod tests {
         (TryAgain, true, false, false, false),
         (MasterDown, true, false, false, false),
         (Auth, false, false, false, false),
+        (Tls, false, false, true, false),
         (CircuitOpen, false, false, false, false),
         (Server, false, false, false, false),
     ];
