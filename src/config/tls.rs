@@ -71,7 +71,7 @@ impl fmt::Display for CertReqs {
 /// // `none` only to keep this example free of certificate files: a test setup.
 /// let config = KeeperConfig::default()
 ///     .url("rediss://redis.example.com:6380")
-///     .ssl_cert_reqs(CertReqs::None);
+///     .configure_all(|d| d.ssl_cert_reqs(CertReqs::None));
 /// let resolved = config.resolve(None, &std::collections::HashMap::new()).unwrap();
 /// let tls = resolved.database("main").unwrap().tls.as_ref().unwrap();
 /// assert_eq!(tls.cert_reqs, CertReqs::None);

@@ -11,6 +11,9 @@ mod files;
 mod transport;
 mod verifier;
 
+#[cfg(test)]
+mod tests;
+
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
@@ -87,8 +90,14 @@ impl ClientTls {
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| ("ssl", format!("no TLS protocol version available: {e}")))?;
-        let builder = if cert_reqs.verifies() {
-            builder.with_root_certificates(roots(files.ca_certs)?)
+        // A bundle is read even under `none`, so that a wrong path is found now, not when
+        // someone switches verification on.
+        let roots = match (cert_reqs.verifies(), files.ca_certs) {
+            (false, None) => None,
+            (_, ca_certs) => Some(roots(ca_certs)?),
+        };
+        let builder = if let (true, Some(roots)) = (cert_reqs.verifies(), roots) {
+            builder.with_root_certificates(roots)
         } else {
             builder
                 .dangerous()

@@ -18,22 +18,28 @@ pub const MAX_CONNECTIONS: u32 = 4;
 
 /// Small, fast policies for a loopback server: sub-second timeouts and retry waits.
 pub fn config_for(server: &RedisServer) -> KeeperConfig {
-    KeeperConfig::default()
-        .host("127.0.0.1")
-        .port(server.port())
-        .configure_all(|d| {
-            d.max_connections(MAX_CONNECTIONS)
-                .shared_connections(2)
-                .connect_timeout(Duration::from_millis(500))
-                .response_timeout(Duration::from_secs(2))
-                .retry_multiplier(Duration::from_millis(100))
-                .retry_min(Duration::from_millis(100))
-                .retry_max(Duration::from_millis(400))
-                .retry_attempts(5)
-                .breaker_open_for(Duration::from_millis(500))
-                .loading_poll_interval(Duration::from_millis(200))
-                .loading_timeout(Duration::from_secs(20))
-        })
+    fast_policies(
+        KeeperConfig::default()
+            .host("127.0.0.1")
+            .port(server.port()),
+    )
+}
+
+/// `config` with the small, fast policies of [`config_for`] (and no address of its own).
+pub fn fast_policies(config: KeeperConfig) -> KeeperConfig {
+    config.configure_all(|d| {
+        d.max_connections(MAX_CONNECTIONS)
+            .shared_connections(2)
+            .connect_timeout(Duration::from_millis(500))
+            .response_timeout(Duration::from_secs(2))
+            .retry_multiplier(Duration::from_millis(100))
+            .retry_min(Duration::from_millis(100))
+            .retry_max(Duration::from_millis(400))
+            .retry_attempts(5)
+            .breaker_open_for(Duration::from_millis(500))
+            .loading_poll_interval(Duration::from_millis(200))
+            .loading_timeout(Duration::from_secs(20))
+    })
 }
 
 pub fn keeper(rt: &Runtime, config: KeeperConfig) -> Keeper {

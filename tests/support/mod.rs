@@ -25,5 +25,7 @@ macro_rules! on_both_runtimes {
     };
 }
 
+#[cfg(feature = "tls")]
+pub mod certs;
 pub mod harness;
 pub mod redis_server;

@@ -185,6 +185,16 @@ impl RedisServer {
         total.saturating_sub(self.own_connections.load(Ordering::Relaxed))
     }
 
+    /// How many TLS handshakes the server refused since the last (re)start: its log's
+    /// "Error accepting a client connection" lines (a refused handshake never becomes a
+    /// client, so `total_connections_received` does not count it).
+    pub fn failed_tls_accepts(&self) -> usize {
+        self.log()
+            .lines()
+            .filter(|l| l.contains("Error accepting a client connection"))
+            .count()
+    }
+
     /// The `db=` of every client connection but the helper's own, from `CLIENT LIST`.
     pub fn client_dbs(&self) -> Vec<u8> {
         let list: String = self.query(redis::cmd("CLIENT").arg("LIST"));
@@ -498,7 +508,7 @@ impl Drop for RedisServer {
 }
 
 /// A port the kernel just handed out on loopback (bound, read, released).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     listener.local_addr().expect("local addr").port()
 }

@@ -9,6 +9,8 @@ use super::*;
 
 mod discovery;
 mod layering;
+#[cfg(feature = "tls")]
+mod tls;
 mod urls;
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {

@@ -1,0 +1,105 @@
+//! The TLS keys at resolution: `rediss://` and `ssl`, per database, the checks between keys,
+//! and file errors that name the key, the file and where the key was set.
+
+use super::*;
+
+#[test]
+fn rediss_turns_tls_on_and_each_database_may_differ() {
+    let config = yaml(
+        "
+url: rediss://cache.internal:6380
+ssl_cert_reqs: none
+redis_databases:
+  knowledge: { url: 'redis://cache.internal:6379/1' }
+",
+    );
+    let r = resolve(&config, &no_env());
+    let main = r.database("main").unwrap();
+    let tls = main.tls.as_ref().expect("rediss:// means TLS");
+    assert_eq!(tls.cert_reqs, CertReqs::None);
+    assert_eq!(
+        (tls.ca_certs.as_ref(), tls.server_name.as_ref()),
+        (None, None)
+    );
+    assert!(
+        r.database("knowledge").unwrap().tls.is_none(),
+        "a redis:// URL per database turns it off there"
+    );
+}
+
+#[test]
+fn tls_keys_beside_plaintext_or_a_unix_socket_are_errors() {
+    let err = KeeperConfig::default()
+        .configure("main", |d| d.ssl_keyfile("/etc/redis/client.key"))
+        .resolve(None, &no_env())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("ssl_keyfile") && err.contains("ssl"), "{err}");
+
+    let err = KeeperConfig::default()
+        .configure_all(|d| {
+            d.ssl(true)
+                .ssl_cert_reqs(CertReqs::None)
+                .unix_socket_path("/run/redis.sock")
+        })
+        .resolve(None, &no_env())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("Unix socket"), "{err}");
+
+    let err = KeeperConfig::default()
+        .configure_all(|d| {
+            d.ssl(true)
+                .ssl_cert_reqs(CertReqs::None)
+                .ssl_keyfile("/etc/redis/client.key")
+        })
+        .resolve(None, &no_env())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("ssl_keyfile") && err.contains("ssl_certfile"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_file_names_the_key_the_file_and_the_variable() {
+    let err = KeeperConfig::default()
+        .resolve(
+            None,
+            &env(&[
+                ("REDIS_URL", "rediss://:hunter2@cache.internal:6380"),
+                ("REDIS_KEEPER_SSL_CA_CERTS", "/nonexistent/ca.pem"),
+            ]),
+        )
+        .unwrap_err();
+    let shown = err.to_string();
+    for want in [
+        "ssl_ca_certs",
+        "/nonexistent/ca.pem",
+        "REDIS_KEEPER_SSL_CA_CERTS",
+    ] {
+        assert!(shown.contains(want), "{want}: {shown}");
+    }
+    assert!(!shown.contains("hunter2") && !format!("{err:?}").contains("hunter2"));
+}
+
+#[test]
+fn cert_reqs_reads_from_yaml_and_env_and_rejects_other_words() {
+    let r = resolve(
+        &KeeperConfig::default(),
+        &env(&[
+            ("REDIS_KEEPER_SSL", "true"),
+            ("REDIS_KEEPER_SSL_CERT_REQS", "NONE"),
+        ]),
+    );
+    assert_eq!(
+        r.database("main").unwrap().tls.as_ref().unwrap().cert_reqs,
+        CertReqs::None
+    );
+    let err = yaml_err("ssl_cert_reqs: sometimes\n");
+    assert!(
+        err.contains("ssl_cert_reqs") && err.contains("sometimes"),
+        "{err}"
+    );
+}
