@@ -50,10 +50,34 @@ for _ in $(seq 1 50); do
 done
 [ -n "$PORT" ] || { echo "no free port found" >&2; exit 1; }
 
+TLS_PORT=""
+for _ in $(seq 1 50); do
+  candidate=$((20000 + RANDOM % 20000))
+  if [ "$candidate" != "$PORT" ] && port_free "$candidate"; then TLS_PORT=$candidate; break; fi
+done
+[ -n "$TLS_PORT" ] || { echo "no free port found" >&2; exit 1; }
+
 WORKDIR=$(mktemp -d)
-step "starting redis-server on 127.0.0.1:$PORT"
+step "making a CA and a server certificate for 127.0.0.1 (openssl)"
+need openssl openssl
+(
+  cd "$WORKDIR"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -keyout ca.key -out ca.pem -subj /CN=redis-keeper-bench-CA \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+    2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key \
+    -out server.csr -subj /CN=localhost 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >server.ext
+  openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+    -out server.pem -extfile server.ext 2>/dev/null
+)
+step "starting redis-server on 127.0.0.1:$PORT (TLS on $TLS_PORT)"
 redis-server --bind 127.0.0.1 --port "$PORT" --save '' --appendonly no --dir "$WORKDIR" \
-  --logfile "$WORKDIR/redis.log" --maxclients 4096 &
+  --logfile "$WORKDIR/redis.log" --maxclients 4096 \
+  --tls-port "$TLS_PORT" --tls-cert-file "$WORKDIR/server.pem" \
+  --tls-key-file "$WORKDIR/server.key" --tls-ca-cert-file "$WORKDIR/ca.pem" \
+  --tls-auth-clients no &
 SERVER_PID=$!
 stop_server() {
   kill "$SERVER_PID" 2>/dev/null || true
@@ -68,6 +92,8 @@ done
 redis-cli -p "$PORT" ping >/dev/null
 
 export BENCH_REDIS_PORT=$PORT
+export BENCH_REDIS_TLS_PORT=$TLS_PORT
+export BENCH_TLS_CA="$WORKDIR/ca.pem"
 if [ "$QUICK" = 1 ]; then
   CRIT=(--warm-up-time 0.1 --measurement-time 0.3 --sample-size 10)
 else
@@ -78,6 +104,8 @@ step "cargo bench: acquisition"
 cargo bench --bench acquisition -- "${CRIT[@]}"
 step "cargo bench: roundtrip"
 cargo bench --bench roundtrip -- "${CRIT[@]}"
+step "cargo bench: tls"
+cargo bench --bench tls -- "${CRIT[@]}"
 step "cargo bench: memory"
 cargo bench --bench memory | tee -a "$RAW"
 

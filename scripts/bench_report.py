@@ -153,6 +153,19 @@ if med(bg, "keeper_blocking", "") is not None:
 else:
     targets.append(("blocking GET vs raw redis::Connection", "follow-up: blocking API not on main",
                     "≥ 0.97×", "–"))
+for t in (1, 64):
+    ratio_row(f"GET over TLS through a Keeper vs redis-rs's rediss:// MultiplexedConnection, "
+              f"{t} task(s) (throughput)", med("tls/get", "raw_rediss", t),
+              med("tls/get", "keeper", t), 0.97, le=False)
+tc = "tls/connect"
+for tls_fn, plain_fn, who in (("keeper_transport_tls", "keeper_transport_plain", "Keeper"),
+                              ("raw_rediss", "raw_redis", "redis-rs")):
+    tls_v, plain_v = med(tc, tls_fn, ""), med(tc, plain_fn, "")
+    if tls_v and plain_v:
+        targets.append((f"TLS handshake cost per new connection, {who} (connect + PING, TLS "
+                        f"minus plaintext)", fmt(tls_v - plain_v), "measured", "–"))
+ratio_row("new TLS connection, Keeper's TlsTransport vs redis-rs rediss://",
+          med(tc, "keeper_transport_tls", ""), med(tc, "raw_rediss", ""), 1.03)
 if "pooled_overhead" in memory:
     v = memory["pooled_overhead"]
     targets.append(("heap per idle pooled connection beyond redis-rs's own", f"{v} B",
@@ -221,6 +234,17 @@ for g in groups("roundtrip/pipeline16/"):
     print(table(g, [""], extra).replace("|  |", "| 1 task |", 1) + "\n")
 for g in groups("roundtrip/blocking_get/"):
     print(table(g, [""]).replace("|  |", "| 1 thread |", 1) + "\n")
+
+if groups("tls/"):
+    print("## TLS (real server, TLS port; tokio, 2 workers)\n")
+    for g in groups("tls/get"):
+        print(table(g, [1, 64]) + "\n")
+    for g in groups("tls/connect"):
+        print(table(g, [""]).replace("|  |", "| one connection + PING |", 1) + "\n")
+    print("`keeper`: the default config plus `ssl` and `ssl_ca_certs`, a shared handle per task; "
+          "`raw_rediss`: clones of one redis-rs `rediss://` MultiplexedConnection. Connect rows: "
+          "the Keeper's `TlsTransport` over its tokio transport, and redis-rs's own client, each "
+          "with its plaintext twin on the same server.\n")
 
 if memory:
     print("## Memory (heap bytes, counting allocator)\n")
