@@ -6,7 +6,7 @@ use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use futures::future::AbortHandle;
 use serde::Serialize;
@@ -50,6 +50,8 @@ struct Inner {
     runtime_name: &'static str,
     clock: Arc<dyn crate::seams::Clock>,
     started: Instant,
+    /// The wall-clock time the Keeper was built (the metrics' start time).
+    started_wall: SystemTime,
     closed: AtomicBool,
     tasks: Mutex<Vec<AbortHandle>>,
     blocker: Arc<dyn crate::seams::Block>,
@@ -118,6 +120,7 @@ impl Keeper {
                 runtime_name: runtime.name(),
                 clock: runtime.clock().clone(),
                 started: runtime.clock().now(),
+                started_wall: SystemTime::now(),
                 closed: AtomicBool::new(false),
                 tasks: Mutex::new(tasks),
                 blocker: runtime.blocker().clone(),
@@ -194,6 +197,7 @@ impl Keeper {
     /// A snapshot of every database's and pool's statistics.
     pub fn stats(&self) -> ManagerStats {
         let mut out = ManagerStats {
+            start_time: Some(self.inner.started_wall),
             uptime: self
                 .inner
                 .clock
@@ -218,6 +222,30 @@ impl Keeper {
         }
         out.total_operations = out.successful_operations + out.failed_operations;
         out
+    }
+
+    /// The whole statistics snapshot as Prometheus text (exposition format 0.0.4), for a
+    /// `/metrics` endpoint: series under `redis_keeper_`, labelled only by the configured
+    /// database name (`db`) and closed sets (`result`, `kind`, `reason`, `state`), never a key
+    /// or an address. The README's Observability section lists every series.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// use std::sync::Arc;
+    /// use redis_keeper::{sim::Sim, KeeperConfig};
+    /// let sim = Sim::new(1);
+    /// let redis = sim.redis();
+    /// let keeper = sim
+    ///     .keeper_builder(KeeperConfig::default(), Arc::new(redis.transport()))
+    ///     .build()
+    ///     .unwrap();
+    /// let text = keeper.metrics_text();
+    /// assert!(text.contains("# TYPE redis_keeper_commands_total counter"));
+    /// assert!(text.contains("redis_keeper_breaker_state{db=\"main\",state=\"closed\"} 1"));
+    /// # }
+    /// ```
+    pub fn metrics_text(&self) -> String {
+        crate::metrics::render(&self.stats())
     }
 
     /// The settings one database resolved to (its endpoint, db number, timeouts, …; `Debug`

@@ -33,7 +33,11 @@ mod error;
 #[cfg(any(feature = "tokio", feature = "smol"))]
 mod global;
 #[cfg(any(feature = "tokio", feature = "smol"))]
+mod histogram;
+#[cfg(any(feature = "tokio", feature = "smol"))]
 mod keeper;
+#[cfg(any(feature = "tokio", feature = "smol"))]
+mod metrics;
 pub mod policy;
 #[cfg(any(feature = "tokio", feature = "smol"))]
 mod pool;
@@ -67,12 +71,14 @@ pub use global::{
     get_redis_client, get_redis_client_blocking, global_keeper, init_global, init_global_with,
 };
 #[cfg(any(feature = "tokio", feature = "smol"))]
+pub use histogram::HistogramSnapshot;
+#[cfg(any(feature = "tokio", feature = "smol"))]
 pub use keeper::{HealthReport, Keeper};
 pub use policy::HealthState;
 #[cfg(any(feature = "tokio", feature = "smol"))]
 pub use pool::PoolStats;
 pub use rng::Rng;
 #[cfg(any(feature = "tokio", feature = "smol"))]
-pub use stats::{DatabaseStats, ManagerStats};
+pub use stats::{BreakerStats, DatabaseStats, ErrorLabel, ManagerStats};
 #[cfg(any(feature = "tokio", feature = "smol"))]
 pub use subscriber::{BlockingSubscriber, Subscriber};

@@ -4,12 +4,145 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
-use crate::policy::HealthState;
+use crate::error::Error;
+use crate::histogram::{Histogram, HistogramSnapshot};
+use crate::policy::{BreakerStateKind, FailureKind, HealthState};
 use crate::pool::PoolStats;
+
+/// What a failed operation met, as a closed set of names (the `kind` label of the metrics).
+///
+/// ```
+/// use redis_keeper::ErrorLabel;
+/// assert_eq!(ErrorLabel::ResponseTimeout.as_str(), "response_timeout");
+/// assert_eq!(ErrorLabel::ALL.len(), 14);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum ErrorLabel {
+    /// The socket failed (refused, reset, closed).
+    Io,
+    /// Opening a connection took too long.
+    ConnectTimeout,
+    /// A reply did not arrive in time.
+    ResponseTimeout,
+    /// The reply could not be parsed.
+    Protocol,
+    /// The server kept answering `LOADING`.
+    Loading,
+    /// `TRYAGAIN`.
+    TryAgain,
+    /// `MASTERDOWN`.
+    MasterDown,
+    /// Authentication refused (`WRONGPASS`, `NOAUTH`, `NOPERM`).
+    Auth,
+    /// The TLS handshake failed.
+    Tls,
+    /// The circuit breaker rejected the call.
+    CircuitOpen,
+    /// Any other error reply (`WRONGTYPE`, `ERR …`).
+    Server,
+    /// No pooled connection became free in time.
+    PoolTimeout,
+    /// The Keeper was closed.
+    Closed,
+    /// Anything else (a refused command, a configuration error).
+    Other,
+}
+
+impl ErrorLabel {
+    /// Every label, in order.
+    pub const ALL: [ErrorLabel; 14] = [
+        Self::Io,
+        Self::ConnectTimeout,
+        Self::ResponseTimeout,
+        Self::Protocol,
+        Self::Loading,
+        Self::TryAgain,
+        Self::MasterDown,
+        Self::Auth,
+        Self::Tls,
+        Self::CircuitOpen,
+        Self::Server,
+        Self::PoolTimeout,
+        Self::Closed,
+        Self::Other,
+    ];
+
+    /// The label's name, in snake case.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Io => "io",
+            Self::ConnectTimeout => "connect_timeout",
+            Self::ResponseTimeout => "response_timeout",
+            Self::Protocol => "protocol",
+            Self::Loading => "loading",
+            Self::TryAgain => "try_again",
+            Self::MasterDown => "master_down",
+            Self::Auth => "auth",
+            Self::Tls => "tls",
+            Self::CircuitOpen => "circuit_open",
+            Self::Server => "server",
+            Self::PoolTimeout => "pool_timeout",
+            Self::Closed => "closed",
+            Self::Other => "other",
+        }
+    }
+
+    /// The label of an error.
+    pub fn of(error: &Error) -> ErrorLabel {
+        match error {
+            Error::PoolTimeout { .. } => Self::PoolTimeout,
+            Error::Closed => Self::Closed,
+            e => match e.failure_kind() {
+                Some(FailureKind::Io) => Self::Io,
+                Some(FailureKind::ConnectTimeout) => Self::ConnectTimeout,
+                Some(FailureKind::ResponseTimeout) => Self::ResponseTimeout,
+                Some(FailureKind::Protocol) => Self::Protocol,
+                Some(FailureKind::Loading) => Self::Loading,
+                Some(FailureKind::TryAgain) => Self::TryAgain,
+                Some(FailureKind::MasterDown) => Self::MasterDown,
+                Some(FailureKind::Auth) => Self::Auth,
+                Some(FailureKind::Tls) => Self::Tls,
+                Some(FailureKind::CircuitOpen) => Self::CircuitOpen,
+                Some(FailureKind::Server) => Self::Server,
+                _ => Self::Other,
+            },
+        }
+    }
+
+    fn index(self) -> usize {
+        Self::ALL
+            .iter()
+            .position(|l| *l == self)
+            .unwrap_or(Self::ALL.len() - 1)
+    }
+}
+
+/// The circuit breaker of one database, as a snapshot.
+///
+/// ```
+/// let b = redis_keeper::BreakerStats::default();
+/// assert_eq!(b.state.as_str(), "closed");
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct BreakerStats {
+    /// `closed`, `open` or `half_open`.
+    pub state: BreakerStateKind,
+    /// Failures in a row counted while closed; while open or half-open, the threshold that
+    /// opened it.
+    pub failure_count: u32,
+    /// While open: how long until it lets one probe through.
+    pub half_open_in: Option<Duration>,
+    /// Times it moved to half-open (a probe was let through).
+    pub half_opens: u64,
+    /// Times a probe's success closed it again.
+    pub closes: u64,
+}
 
 /// A snapshot of one database's statistics.
 ///
@@ -73,6 +206,12 @@ pub struct DatabaseStats {
     pub uptime: Duration,
     /// The pool's statistics.
     pub pool: PoolStats,
+    /// The circuit breaker.
+    pub breaker: BreakerStats,
+    /// Failed operations by what they met ([`ErrorLabel`] names), the labels with none left out.
+    pub failures_by_kind: BTreeMap<&'static str, u64>,
+    /// Latency of the commands that got a reply (successes and error replies).
+    pub command_latency: HistogramSnapshot,
 }
 
 impl DatabaseStats {
@@ -113,6 +252,8 @@ pub struct ManagerStats {
     pub live_handles: u64,
     /// Time since the Keeper was built.
     pub uptime: Duration,
+    /// When the Keeper was built (wall clock).
+    pub start_time: Option<SystemTime>,
     /// Per database, by name.
     pub databases: BTreeMap<String, DatabaseStats>,
 }
@@ -161,6 +302,11 @@ pub(crate) struct DbCounters {
     pub(crate) messages_delivered: AtomicU64,
     pub(crate) messages_dropped: AtomicU64,
     pub(crate) resubscriptions: AtomicU64,
+    pub(crate) half_opens: AtomicU64,
+    pub(crate) closes: AtomicU64,
+    failures_by_kind: [AtomicU64; ErrorLabel::ALL.len()],
+    /// The latency buckets (their sum is `latency_total_micros`).
+    latency: Histogram,
     last_error: Mutex<Option<(String, Instant)>>,
 }
 
@@ -181,6 +327,7 @@ impl DbCounters {
         if error_reply {
             Self::bump(&self.failed);
             Self::bump(&self.error_replies);
+            Self::bump(&self.failures_by_kind[ErrorLabel::Server.index()]);
         } else {
             Self::bump(&self.ok);
         }
@@ -191,6 +338,14 @@ impl DbCounters {
         if micros > self.latency_max_micros.load(Ordering::Relaxed) {
             self.latency_max_micros.fetch_max(micros, Ordering::Relaxed);
         }
+        self.latency.record_micros(micros);
+    }
+
+    /// Counts a failed operation that met `error` (an error reply is counted by
+    /// [`DbCounters::record_reply`]).
+    pub(crate) fn record_failure(&self, error: &Error) {
+        Self::bump(&self.failed);
+        Self::bump(&self.failures_by_kind[ErrorLabel::of(error).index()]);
     }
 
     pub(crate) fn record_error(&self, message: String, at: Instant) {
@@ -222,6 +377,18 @@ impl DbCounters {
             out.mean_latency = Duration::from_micros(mean);
         }
         out.max_latency = Duration::from_micros(Self::read(&self.latency_max_micros));
+        out.command_latency = self
+            .latency
+            .snapshot_with_sum(Duration::from_micros(Self::read(
+                &self.latency_total_micros,
+            )));
+        out.breaker.half_opens = Self::read(&self.half_opens);
+        out.breaker.closes = Self::read(&self.closes);
+        out.failures_by_kind = ErrorLabel::ALL
+            .iter()
+            .map(|l| (l.as_str(), Self::read(&self.failures_by_kind[l.index()])))
+            .filter(|(_, n)| *n > 0)
+            .collect();
         if let Some((message, at)) = &*self.last_error.lock().unwrap_or_else(|e| e.into_inner()) {
             out.last_error = Some(message.clone());
             out.since_last_error = Some(now.saturating_duration_since(*at));

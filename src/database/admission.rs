@@ -14,13 +14,13 @@ use super::gate::Gate;
 use super::settings::PolicySettings;
 use crate::error::Error;
 use crate::policy::{
-    BreakerStateKind, CircuitBreaker, FailureKind, HealthSchedule, HealthState, LossGrouping,
-    LossVerdict, Permit, ProbeOutcome, ProbeToken, Readiness, ReadinessAction, ReadinessState,
-    Rejected, RetryDecision, RetrySchedule, Transition,
+    BreakerState, BreakerStateKind, CircuitBreaker, FailureKind, HealthSchedule, HealthState,
+    LossGrouping, LossVerdict, Permit, ProbeOutcome, ProbeToken, Readiness, ReadinessAction,
+    ReadinessState, Rejected, RetryDecision, RetrySchedule, Transition,
 };
 use crate::rng::Rng;
 use crate::seams::Clock;
-use crate::stats::DbCounters;
+use crate::stats::{BreakerStats, DbCounters};
 
 /// The policies of one database, behind one short-held lock.
 struct Policies {
@@ -119,7 +119,15 @@ impl Admission {
         let result = self.policies().breaker.try_acquire(now);
         if let Ok(permit) = &result {
             if permit.is_probe() {
-                keeper_event!(self, WARN, "circuit breaker half-open: sending one probe");
+                DbCounters::bump(&self.counters.half_opens);
+                keeper_event!(
+                    self,
+                    WARN,
+                    from = "open",
+                    to = "half_open",
+                    reason = "open_period_elapsed",
+                    "circuit breaker half-open: sending one probe"
+                );
             }
         }
         result.map_err(|Rejected { retry_after, .. }| self.circuit_open(retry_after))
@@ -153,13 +161,29 @@ impl Admission {
     }
 
     fn log_breaker(&self, t: Transition) {
-        if t.to == BreakerStateKind::Open && t.from == BreakerStateKind::Closed {
-            DbCounters::bump(&self.counters.trips);
-        }
-        if t.to == BreakerStateKind::Open && t.from == BreakerStateKind::HalfOpen {
-            DbCounters::bump(&self.counters.reopens);
-        }
-        keeper_event!(self, WARN, from = ?t.from, to = ?t.to, "circuit breaker transition");
+        let reason = match (t.from, t.to) {
+            (BreakerStateKind::Closed, BreakerStateKind::Open) => {
+                DbCounters::bump(&self.counters.trips);
+                "failure_threshold"
+            }
+            (BreakerStateKind::HalfOpen, BreakerStateKind::Open) => {
+                DbCounters::bump(&self.counters.reopens);
+                "probe_failed"
+            }
+            (_, BreakerStateKind::Closed) => {
+                DbCounters::bump(&self.counters.closes);
+                "probe_succeeded"
+            }
+            _ => "other",
+        };
+        keeper_event!(
+            self,
+            WARN,
+            from = t.from.as_str(),
+            to = t.to.as_str(),
+            reason,
+            "circuit breaker transition"
+        );
     }
 
     /// Reports the outcome of a call made on a connection opened at `opened_at`, whose loss
@@ -214,6 +238,27 @@ impl Admission {
             return Ok(());
         };
         Err(self.circuit_open(retry_after))
+    }
+
+    /// The breaker's state, failure count and time to half-open at `now` (the counters of its
+    /// transitions are filled from [`DbCounters`]).
+    pub(crate) fn breaker_stats(&self, now: Instant) -> BreakerStats {
+        let p = self.policies();
+        let state = p.breaker.state();
+        BreakerStats {
+            state: state.kind(),
+            failure_count: match state {
+                BreakerState::Closed {
+                    consecutive_failures,
+                } => consecutive_failures,
+                _ => p.breaker.config().failure_threshold,
+            },
+            half_open_in: match state {
+                BreakerState::Open { .. } => Some(p.breaker.retry_after(now).unwrap_or_default()),
+                _ => None,
+            },
+            ..BreakerStats::default()
+        }
     }
 
     /// The database's health now.

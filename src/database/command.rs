@@ -15,7 +15,6 @@ use crate::classify::classify;
 use crate::error::Error;
 use crate::policy::FailureKind;
 use crate::seams::timeout_at;
-use crate::stats::DbCounters;
 
 /// A failed request, and whether its connection must be closed.
 pub(crate) struct CommandError {
@@ -182,7 +181,7 @@ impl Database {
 
     /// Counts a failed operation and remembers its error.
     pub(crate) fn failed(&self, e: Error) -> Error {
-        DbCounters::bump(&self.counters().failed);
+        self.counters().record_failure(&e);
         self.record_error(&e);
         e
     }

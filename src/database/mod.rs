@@ -34,7 +34,7 @@ use crate::policy::{HealthConfig, HealthState};
 use crate::pool::{Pool, SharedConn, SharedSlots};
 use crate::rng::Rng;
 use crate::seams::Runtime;
-use crate::stats::{DatabaseStats, DbCounters};
+use crate::stats::{BreakerStats, DatabaseStats, DbCounters};
 
 pub(crate) use background::spawn_background;
 pub(crate) use block_time::BlockTime;
@@ -159,6 +159,14 @@ impl Database {
             ..DatabaseStats::default()
         };
         self.counters.fill(now, &mut out);
+        let BreakerStats {
+            half_opens, closes, ..
+        } = out.breaker;
+        out.breaker = BreakerStats {
+            half_opens,
+            closes,
+            ..self.admission.breaker_stats(now)
+        };
         out
     }
 

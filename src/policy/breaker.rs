@@ -59,15 +59,34 @@ impl BreakerState {
     }
 }
 
-/// The kind of a [`BreakerState`], for tracing and statistics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The kind of a [`BreakerState`], for tracing and statistics (serialised `closed`, `open`,
+/// `half_open`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum BreakerStateKind {
     /// Calls pass.
+    #[default]
     Closed,
     /// Calls are rejected.
     Open,
     /// A single probe decides.
     HalfOpen,
+}
+
+impl BreakerStateKind {
+    /// The state's name as statistics and metrics spell it: `closed`, `open` or `half_open`.
+    ///
+    /// ```
+    /// use redis_keeper::policy::BreakerStateKind;
+    /// assert_eq!(BreakerStateKind::HalfOpen.as_str(), "half_open");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::Open => "open",
+            Self::HalfOpen => "half_open",
+        }
+    }
 }
 
 /// A change of state, returned so the caller can trace it and count it.

@@ -115,8 +115,10 @@ impl HealthSchedule {
     }
 }
 
-/// The health of one database.
+/// The health of one database, serialised in lowercase as the seed's `ConnectionState`
+/// values: `healthy`, `degraded`, `failed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum HealthState {
     /// Breaker closed with no recent failure, and ready.
     Healthy,

@@ -153,15 +153,16 @@ impl<C: Send + 'static> Pool<C> {
             pool: &self.inner,
             id,
         };
-        match timeout_at(&*self.inner.clock, deadline, rx).await {
+        let outcome = timeout_at(&*self.inner.clock, deadline, rx).await;
+        let waited = self.inner.clock.now().saturating_duration_since(started);
+        self.inner.counters.wait.record(waited);
+        match outcome {
             Ok(Ok(Grant::Conn(lease))) => Ok(Checkout::Idle(lease)),
             Ok(Ok(Grant::Connect(permit))) => Ok(Checkout::Connect(permit)),
             Ok(Err(oneshot::Canceled)) => Err(PoolError::Closed),
             Err(_) => {
                 PoolCounters::bump(&self.inner.counters.timeouts);
-                Err(PoolError::Timeout {
-                    waited: self.inner.clock.now().saturating_duration_since(started),
-                })
+                Err(PoolError::Timeout { waited })
             }
         }
     }
@@ -298,6 +299,7 @@ impl<C: Send + 'static> Pool<C> {
             sweeps: PoolCounters::read(&c.sweeps),
             sweep_races: PoolCounters::read(&c.sweep_races),
             since_last_sweep: state.last_sweep.map(|t| now.saturating_duration_since(t)),
+            wait: c.wait.snapshot(),
         }
     }
 

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::histogram::{Histogram, HistogramSnapshot};
+
 /// A snapshot of one database's pool (DESIGN §5).
 ///
 /// ```
@@ -47,6 +49,8 @@ pub struct PoolStats {
     pub sweep_races: u64,
     /// Time since the last idle sweep, if one ran.
     pub since_last_sweep: Option<Duration>,
+    /// How long the checkouts that had to wait for a connection waited (granted or timed out).
+    pub wait: HistogramSnapshot,
 }
 
 /// The pool's monotonic counters, updated without the pool lock.
@@ -61,6 +65,7 @@ pub(crate) struct PoolCounters {
     pub(crate) broken_closed: AtomicU64,
     pub(crate) sweeps: AtomicU64,
     pub(crate) sweep_races: AtomicU64,
+    pub(crate) wait: Histogram,
 }
 
 impl PoolCounters {
