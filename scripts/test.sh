@@ -16,6 +16,16 @@ if ! command -v redis-server >/dev/null 2>&1; then
 fi
 redis-server --version
 
+# tests/metrics_endpoint.rs checks the exposition with promtool (Debian's `prometheus` package).
+if ! command -v promtool >/dev/null 2>&1; then
+  step "installing promtool (Debian package prometheus)"
+  SUDO=""
+  if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq prometheus >/dev/null
+fi
+promtool --version | head -1
+
 step "rustfmt"
 cargo fmt --all -- --check
 

@@ -18,24 +18,33 @@ use sim_support::{world, World};
 #[derive(Default)]
 struct CountingSubscriber {
     events: std::sync::Mutex<Vec<(tracing::Level, String)>>,
+    /// Spans opened: name and fields as text.
+    spans: std::sync::Mutex<Vec<(String, String)>>,
+}
+
+/// Fields as `name=value ` text.
+struct Fields(String);
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.push_str(&format!("{}={:?} ", field.name(), value));
+    }
 }
 
 impl tracing::Subscriber for CountingSubscriber {
     fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
         true
     }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
+    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        let mut fields = Fields(String::new());
+        span.record(&mut fields);
+        let mut spans = self.spans.lock().unwrap();
+        spans.push((span.metadata().name().to_owned(), fields.0));
+        tracing::span::Id::from_u64(spans.len() as u64)
     }
     fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
     fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
     fn event(&self, event: &tracing::Event<'_>) {
-        struct Fields(String);
-        impl tracing::field::Visit for Fields {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                self.0.push_str(&format!("{}={:?} ", field.name(), value));
-            }
-        }
         let mut fields = Fields(String::new());
         event.record(&mut fields);
         self.events
@@ -127,4 +136,126 @@ fn log_commands_names_each_command_and_its_argument_count_never_a_value() {
     for e in &seen {
         assert!(e.contains("db=main") && !e.contains("unlogged"), "{e}");
     }
+}
+
+/// Runs `script` on a simulated world with `config` under a recording subscriber.
+fn recorded(config: KeeperConfig, script: impl FnOnce(&World)) -> Arc<CountingSubscriber> {
+    let subscriber = Arc::new(CountingSubscriber::default());
+    let dispatch = tracing::Dispatch::from(subscriber.clone());
+    tracing::dispatcher::with_default(&dispatch, || script(&world(5, config)));
+    subscriber
+}
+
+#[test]
+fn each_command_runs_in_a_debug_span_naming_it_never_its_values() {
+    use tracing::level_filters::LevelFilter;
+    let script = |w: &World| {
+        w.sim.block_on(async {
+            let mut main = w.keeper.get("main").await.unwrap();
+            let _: () = main.set("secret-key", "secret-value").await.unwrap();
+            let _: (String,) = w
+                .keeper
+                .pipeline("main", |p| {
+                    p.get("secret-key");
+                })
+                .await
+                .unwrap();
+        })
+    };
+    let debug = recorded(
+        KeeperConfig::default().log_level(LevelFilter::DEBUG),
+        script,
+    );
+    let spans = debug.spans.lock().unwrap();
+    let commands: Vec<&String> = spans
+        .iter()
+        .filter(|(name, _)| name == "command")
+        .map(|(_, f)| f)
+        .collect();
+    assert!(
+        commands
+            .iter()
+            .any(|f| f.contains("db=main") && f.contains("command=SET")),
+        "{commands:?}"
+    );
+    assert!(
+        commands.iter().any(|f| f.contains("command=PIPELINE")),
+        "{commands:?}"
+    );
+    for f in &commands {
+        assert!(!f.contains("secret"), "{f}");
+    }
+    let info = recorded(KeeperConfig::default().log_level(LevelFilter::INFO), script);
+    assert!(
+        !info
+            .spans
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(n, _)| n == "command"),
+        "no span below the Keeper's log_level"
+    );
+}
+
+#[test]
+fn giving_up_a_breaker_transition_and_an_auth_failure_are_events() {
+    let config =
+        KeeperConfig::default().configure_all(|d| d.retry_attempts(2).breaker_failure_threshold(2));
+    let refused = recorded(config, |w| {
+        w.redis.refuse(true);
+        w.sim.block_on(async {
+            assert!(w.keeper.get("main").await.is_err());
+        });
+    });
+    let events = refused.events.lock().unwrap();
+    let find = |text: &str| events.iter().find(|(_, f)| f.contains(text)).cloned();
+    let (level, fields) = find("circuit breaker transition").expect("a transition event");
+    assert_eq!(level, tracing::Level::WARN);
+    assert!(
+        fields.contains("from=\"closed\"") || fields.contains("from=closed"),
+        "{fields}"
+    );
+    assert!(
+        fields.contains("reason") && fields.contains("failure_threshold"),
+        "{fields}"
+    );
+    drop(events);
+
+    let config = KeeperConfig::default().configure_all(|d| d.retry_attempts(2));
+    let gave_up = recorded(config, |w| {
+        w.redis.refuse(true);
+        w.sim.block_on(async {
+            assert!(w.keeper.get("main").await.is_err());
+        });
+    });
+    let events = gave_up.events.lock().unwrap();
+    let (level, fields) = events
+        .iter()
+        .find(|(_, f)| f.contains("giving up"))
+        .cloned()
+        .expect("a give-up event");
+    assert_eq!(level, tracing::Level::ERROR);
+    assert!(
+        fields.contains("attempts=2") && fields.contains("db=main"),
+        "{fields}"
+    );
+    drop(events);
+
+    let auth = recorded(KeeperConfig::default(), |w| {
+        w.redis.set_password(Some("s3cret-pw"));
+        w.sim.block_on(async {
+            assert!(w.keeper.get("main").await.is_err());
+        });
+    });
+    let events = auth.events.lock().unwrap();
+    let (level, fields) = events
+        .iter()
+        .find(|(_, f)| f.contains("not retried"))
+        .cloned()
+        .expect("an auth failure event");
+    assert_eq!(level, tracing::Level::WARN);
+    assert!(
+        fields.contains("authentication failed") && !fields.contains("s3cret"),
+        "{fields}"
+    );
 }

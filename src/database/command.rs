@@ -6,6 +6,8 @@ use std::io;
 
 use redis::aio::MultiplexedConnection;
 use redis::{Cmd, Value};
+use tracing::level_filters::LevelFilter;
+use tracing::Instrument;
 
 use super::block_time::BlockTime;
 use super::conn::Link;
@@ -39,6 +41,9 @@ impl Database {
     /// under the database's policies. A request that blocks on the server (`block`, see
     /// [`BlockTime`]) is answered within its block time plus the response timeout, or never
     /// times out when it blocks until data arrives.
+    ///
+    /// With the Keeper's `log_level` at `debug` and a subscriber listening, the request runs in
+    /// a `command` span (`db`, `command`: the name, or `PIPELINE`; never a value).
     pub(crate) async fn execute(
         &self,
         link: &Link,
@@ -49,6 +54,25 @@ impl Database {
         if self.settings().log_commands {
             log_request(self.name(), req);
         }
+        if self.log_level() >= LevelFilter::DEBUG && tracing::enabled!(tracing::Level::DEBUG) {
+            let span = tracing::debug_span!(
+                "command",
+                db = %self.name(),
+                command = %request_name(req)
+            );
+            return self.run(link, mc, req, block).instrument(span).await;
+        }
+        self.run(link, mc, req, block).await
+    }
+
+    /// [`Database::execute`] without its span.
+    async fn run(
+        &self,
+        link: &Link,
+        mc: &mut MultiplexedConnection,
+        req: CommandKind<'_>,
+        block: BlockTime,
+    ) -> Result<Reply, CommandError> {
         for _ in 0..=MAX_LOADING_RESENDS {
             if self.admission().is_loading() {
                 // Boxed: the rare wait would otherwise size every command's future.
@@ -187,17 +211,29 @@ impl Database {
     }
 }
 
+/// A command's name, upper-cased (`PIPELINE` for a pipeline): never an argument.
+fn request_name(req: CommandKind<'_>) -> String {
+    match req {
+        CommandKind::Single(cmd) => command_name(cmd),
+        CommandKind::Pipeline(..) => "PIPELINE".to_owned(),
+    }
+}
+
+/// The first argument of `cmd`, upper-cased.
+fn command_name(cmd: &Cmd) -> String {
+    match cmd.args_iter().next() {
+        Some(redis::Arg::Simple(name)) => String::from_utf8_lossy(name).to_ascii_uppercase(),
+        _ => String::from("(cursor)"),
+    }
+}
+
 /// YAML `log_commands`: one `debug` event per command with the database, the command's name and
 /// its argument count, never a value (an `AUTH` or `HELLO` shows no more than any other).
 /// Emitted whatever the Keeper's `log_level`: the user asked for these events by name.
 fn log_request(db: &str, req: CommandKind<'_>) {
     let log = |cmd: &Cmd| {
-        let mut args = cmd.args_iter();
-        let name = match args.next() {
-            Some(redis::Arg::Simple(name)) => String::from_utf8_lossy(name).to_ascii_uppercase(),
-            _ => String::from("(cursor)"),
-        };
-        tracing::debug!(db = %db, command = %name, args = args.count(), "command");
+        let args = cmd.args_iter().count().saturating_sub(1);
+        tracing::debug!(db = %db, command = %command_name(cmd), args, "command");
     };
     match req {
         CommandKind::Single(cmd) => log(cmd),

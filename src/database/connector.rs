@@ -219,6 +219,7 @@ impl Connector {
                                 kind,
                                 source: err,
                             };
+                            keeper_event!(self, ERROR, error = %e, attempts, "connect failed; giving up");
                             self.record_error(&e);
                             return Err(e);
                         }
