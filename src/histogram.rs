@@ -15,14 +15,28 @@ const BUCKET_BOUNDS_MICROS: [u64; 16] = [
 const BUCKETS: usize = BUCKET_BOUNDS_MICROS.len() + 1;
 
 /// The live histogram: one counter per bucket and the sum, each written with one relaxed
-/// `fetch_add`; no lock.
+/// `fetch_add`; no lock. With the `metrics` feature each value also goes to the facade's
+/// histogram of the same name, when it has one.
 #[derive(Debug, Default)]
 pub(crate) struct Histogram {
     counts: [AtomicU64; BUCKETS],
     sum_micros: AtomicU64,
+    #[cfg(feature = "metrics")]
+    facade: Option<metrics::Histogram>,
 }
 
 impl Histogram {
+    /// A histogram whose values also go to the `metrics` facade as `name{db}` (registered with
+    /// the recorder installed now); without the feature, a plain one.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn named(name: &'static str, db: &str) -> Self {
+        Self {
+            #[cfg(feature = "metrics")]
+            facade: Some(metrics::histogram!(name, "db" => db.to_owned())),
+            ..Self::default()
+        }
+    }
+
     /// Records one observation.
     pub(crate) fn record(&self, value: Duration) {
         let micros = u64::try_from(value.as_micros()).unwrap_or(u64::MAX);
@@ -35,6 +49,10 @@ impl Histogram {
     pub(crate) fn record_micros(&self, micros: u64) {
         let bucket = BUCKET_BOUNDS_MICROS.partition_point(|bound| *bound < micros);
         self.counts[bucket].fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        if let Some(h) = &self.facade {
+            h.record(micros as f64 / 1e6);
+        }
     }
 
     /// The counts now, with `sum` (from [`Histogram::record`], or the caller's own).

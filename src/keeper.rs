@@ -248,6 +248,31 @@ impl Keeper {
         crate::metrics::render(&self.stats())
     }
 
+    /// Records the counters and gauges of [`Keeper::metrics_text`] into the `metrics` facade's
+    /// installed recorder (`metrics-exporter-prometheus`, statsd, …), with the same names and
+    /// labels: call it before each scrape or on a timer. The two histograms
+    /// (`redis_keeper_command_duration_seconds`, `redis_keeper_pool_wait_seconds`) record
+    /// every value as it happens. Install the recorder before building the Keeper: the
+    /// histograms are registered with the recorder installed then.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// use std::sync::Arc;
+    /// use redis_keeper::{sim::Sim, KeeperConfig};
+    /// let sim = Sim::new(1);
+    /// let redis = sim.redis();
+    /// let keeper = sim
+    ///     .keeper_builder(KeeperConfig::default(), Arc::new(redis.transport()))
+    ///     .build()
+    ///     .unwrap();
+    /// keeper.record_metrics(); // into the no-op recorder: no recorder is installed here
+    /// # }
+    /// ```
+    #[cfg(feature = "metrics")]
+    pub fn record_metrics(&self) {
+        crate::metrics::record(&self.stats());
+    }
+
     /// The settings one database resolved to (its endpoint, db number, timeouts, …; `Debug`
     /// never shows the password).
     ///

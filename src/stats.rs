@@ -311,6 +311,14 @@ pub(crate) struct DbCounters {
 }
 
 impl DbCounters {
+    /// The counters of database `name` (its histograms named for the `metrics` facade).
+    pub(crate) fn for_database(name: &str) -> Self {
+        Self {
+            latency: Histogram::named("redis_keeper_command_duration_seconds", name),
+            ..Self::default()
+        }
+    }
+
     pub(crate) fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }

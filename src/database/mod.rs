@@ -30,6 +30,7 @@ use std::time::Instant;
 
 use crate::config::DatabaseSettings;
 use crate::error::Error;
+use crate::histogram::Histogram;
 use crate::policy::{HealthConfig, HealthState};
 use crate::pool::{Pool, SharedConn, SharedSlots};
 use crate::rng::Rng;
@@ -74,7 +75,7 @@ impl Database {
         let now = runtime.clock().now();
         let policy = settings::PolicySettings::from(&settings);
         let name: Arc<str> = Arc::from(settings.name.as_str());
-        let counters = Arc::new(DbCounters::default());
+        let counters = Arc::new(DbCounters::for_database(&name));
         let admission = Arc::new(admission::Admission::new(
             name.clone(),
             log_level,
@@ -96,10 +97,11 @@ impl Database {
         );
         Arc::new(Self {
             name: name.clone(),
-            pool: Pool::new(
+            pool: Pool::with_wait_histogram(
                 runtime.clock().clone(),
                 settings.max_connections as usize,
                 policy.idle.clone(),
+                Histogram::named("redis_keeper_pool_wait_seconds", &name),
             ),
             shared: SharedSlots::new(settings.shared_connections as usize),
             admission,

@@ -19,6 +19,7 @@ pub(crate) type ConnectPermit<C> = lease::ConnectPermit<C, Inner<C>>;
 /// A pool connection held by a shared slot.
 pub(crate) type SharedLease<C> = lease::SharedLease<C, Inner<C>>;
 use super::stats::{PoolCounters, PoolStats};
+use crate::histogram::Histogram;
 use crate::policy::{IdleConfig, IdleEntry, IdlePolicy};
 use crate::seams::{timeout_at, Clock};
 
@@ -112,7 +113,19 @@ impl<C: Send + 'static> Handoff<C> {
 
 impl<C: Send + 'static> Pool<C> {
     /// A pool of at most `max` connections (idle, lent, connecting and shared together).
+    #[cfg(test)]
     pub(crate) fn new(clock: Arc<dyn Clock>, max: usize, idle: IdleConfig) -> Self {
+        Self::with_wait_histogram(clock, max, idle, Histogram::default())
+    }
+
+    /// A pool of at most `max` connections (idle, lent, connecting and shared together), its
+    /// waits recorded in `wait`.
+    pub(crate) fn with_wait_histogram(
+        clock: Arc<dyn Clock>,
+        max: usize,
+        idle: IdleConfig,
+        wait: Histogram,
+    ) -> Self {
         let now = clock.now();
         Self {
             inner: Arc::new(Inner {
@@ -131,7 +144,10 @@ impl<C: Send + 'static> Pool<C> {
                     last_sweep: None,
                     last_return: None,
                 }),
-                counters: PoolCounters::default(),
+                counters: PoolCounters {
+                    wait,
+                    ..PoolCounters::default()
+                },
             }),
         }
     }
