@@ -415,6 +415,18 @@ mod tests {
         assert_eq!(success_rate(0, 5), 0.0);
     }
 
+    /// `v` as one YAML scalar.
+    fn yaml<T: serde::Serialize>(v: &T) -> String {
+        serde_yaml::to_string(v).unwrap().trim().to_owned()
+    }
+
+    #[test]
+    fn states_serialise_as_the_seed_spelled_them() {
+        assert_eq!(yaml(&HealthState::Healthy), "healthy");
+        assert_eq!(yaml(&HealthState::Failed), "failed");
+        assert_eq!(yaml(&BreakerStateKind::HalfOpen), "half_open");
+    }
+
     #[test]
     fn counters_fill_a_snapshot() {
         let c = DbCounters::default();

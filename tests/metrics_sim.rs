@@ -294,7 +294,30 @@ fn a_scripted_run_gives_exact_values() {
         .collect();
     assert_eq!(buckets.len(), 17);
     assert!(m[r#"redis_keeper_start_time_seconds"#] > 1.6e9);
-    let names: Vec<String> = w.keeper.stats().databases.keys().cloned().collect();
+    let stats = w.keeper.stats();
+    assert_eq!(
+        (
+            stats.total_operations,
+            stats.successful_operations,
+            stats.failed_operations
+        ),
+        (8, 7, 1),
+        "the manager's totals are the databases' sums"
+    );
+    assert_eq!(
+        (
+            stats.total_databases,
+            stats.healthy_databases,
+            stats.failed_databases
+        ),
+        (16, 16, 0)
+    );
+    assert_eq!(
+        stats.databases["main"].failures_by_kind.get("server"),
+        Some(&1)
+    );
+    assert_eq!(stats.databases["main"].command_latency.count(), 7);
+    let names: Vec<String> = stats.databases.keys().cloned().collect();
     check_labels(&text, &names);
     assert!(
         !text.contains("127.0.0.1") && !text.contains("6379"),
