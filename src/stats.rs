@@ -416,7 +416,7 @@ mod tests {
     }
 
     /// `v` as one YAML scalar.
-    fn yaml<T: serde::Serialize>(v: &T) -> String {
+    fn yaml<T: Serialize>(v: &T) -> String {
         serde_yaml::to_string(v).unwrap().trim().to_owned()
     }
 

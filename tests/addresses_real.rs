@@ -17,7 +17,7 @@ use redis::AsyncCommands;
 use redis_keeper::seams::{Endpoint, Runtime};
 use redis_keeper::{Error, HealthState, Keeper, KeeperConfig};
 use support::harness::{bounded, config_for, keeper};
-use support::redis_server::{RedisServer, ServerOptions};
+use support::redis_server::{RedisServer, ServerOptions, APP_PASSWORD_ENCODED};
 
 /// A fresh socket path under the temp directory (short: Unix paths are limited to ~100 bytes).
 fn socket_path() -> PathBuf {
@@ -135,21 +135,9 @@ fn unix_socket_from_blocking_code() {
 // ACL users through REDIS_URL: an encoded password decodes; NOPERM is one command's error;
 // SELECT is not restricted by ACLs; a wrong password is Auth.
 
-/// The password of the ACL user `app`, with characters a URL must encode.
-const APP_PASSWORD: &str = "p@ss:w/rd%1";
-const APP_PASSWORD_ENCODED: &str = "p%40ss%3Aw%2Frd%251";
-
 fn acl_server() -> RedisServer {
     let server = RedisServer::start(ServerOptions::new());
-    let _: () = server.query(
-        redis::cmd("ACL")
-            .arg("SETUSER")
-            .arg("app")
-            .arg("on")
-            .arg(format!(">{APP_PASSWORD}"))
-            .arg("~app:*")
-            .arg("+@all"),
-    );
+    server.add_app_user();
     server
 }
 

@@ -22,7 +22,7 @@ use support::certs::{Pair, Pki};
 use support::harness::{
     assert_typed_get_error, bounded, config_for, fast_policies, keeper, sleep, wait_until,
 };
-use support::redis_server::{free_port, RedisServer, ServerOptions};
+use support::redis_server::{free_port, RedisServer, ServerOptions, APP_PASSWORD_ENCODED};
 
 /// A server with a TLS port presenting `leaf`, trusting the test CA for client certificates
 /// (required when `auth_clients`). Returns the server and its TLS port.
@@ -236,22 +236,10 @@ async fn restart_mid_traffic_recovers(rt: Runtime) {
     keeper.close().await;
 }
 
-/// `p@ss:w/rd%1`, URL-encoded.
-const APP_PASSWORD: &str = "p@ss:w/rd%1";
-const APP_PASSWORD_ENCODED: &str = "p%40ss%3Aw%2Frd%251";
-
 async fn rediss_url_with_an_acl_user(rt: Runtime) {
     let pki = Pki::new();
     let (server, tls_port) = tls_server(&pki, &pki.server, false);
-    let _: () = server.query(
-        redis::cmd("ACL")
-            .arg("SETUSER")
-            .arg("app")
-            .arg("on")
-            .arg(format!(">{APP_PASSWORD}"))
-            .arg("~app:*")
-            .arg("+@all"),
-    );
+    server.add_app_user();
     let env = |user_password: &str| -> HashMap<String, String> {
         HashMap::from([
             (

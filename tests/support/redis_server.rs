@@ -14,6 +14,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+/// The password of the ACL user [`RedisServer::add_app_user`] adds, with characters a URL must
+/// encode, and its URL-encoded form.
+pub const APP_PASSWORD: &str = "p@ss:w/rd%1";
+pub const APP_PASSWORD_ENCODED: &str = "p%40ss%3Aw%2Frd%251";
+
 /// How long a server may take to answer after being spawned.
 pub const START_TIMEOUT: Duration = Duration::from_secs(5);
 /// Read/write timeout of the helper's own connections (generous: `DEBUG RELOAD` blocks).
@@ -183,6 +188,19 @@ impl RedisServer {
         // Read the counter first: the INFO connection itself counts in it.
         let total = self.info_u64("total_connections_received");
         total.saturating_sub(self.own_connections.load(Ordering::Relaxed))
+    }
+
+    /// Adds the ACL user `app` ([`APP_PASSWORD`]), allowed every command on `app:*` keys only.
+    pub fn add_app_user(&self) {
+        let _: () = self.query(
+            redis::cmd("ACL")
+                .arg("SETUSER")
+                .arg("app")
+                .arg("on")
+                .arg(format!(">{APP_PASSWORD}"))
+                .arg("~app:*")
+                .arg("+@all"),
+        );
     }
 
     /// How many TLS handshakes the server refused since the last (re)start: its log's
