@@ -12,7 +12,11 @@
 mod support;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+use futures::StreamExt;
 
 use redis::AsyncCommands;
 use redis_keeper::config::CertReqs;
@@ -196,24 +200,24 @@ async fn cert_reqs_none_accepts_a_foreign_ca_and_optional_does_not(rt: Runtime) 
     keeper.close().await;
 }
 
-async fn restart_mid_traffic_recovers(rt: Runtime) {
-    let pki = Pki::new();
-    let (mut server, tls_port) = tls_server(&pki, &pki.server, false);
-    let keeper = keeper(&rt, tls_config(&server, tls_port, &pki.ca));
-    for n in 1..=20 {
-        let mut c = bounded(&rt, "get", keeper.get("main")).await.unwrap();
-        let got: i64 = c.incr("n", 1).await.unwrap();
-        assert_eq!(got, n);
-    }
-    let opened_before = keeper.stats().databases["main"].connections_created;
-    server.restart();
-    let mut recovered = false;
-    for _ in 0..100 {
+/// One traffic task: INCRs its own counter until `stop`, counting acknowledged INCRs in `acked`;
+/// every failure must be a typed one, and none a TLS error (a restart is not).
+async fn incr_until_stopped(
+    rt: Runtime,
+    keeper: redis_keeper::Keeper,
+    key: String,
+    stop: Arc<AtomicBool>,
+    acked: Arc<AtomicU64>,
+) {
+    // Bounded: a call takes at most CALL_LIMIT, and the test stops the task within seconds.
+    for _ in 0..1_000_000 {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
         match bounded(&rt, "get", keeper.get("main")).await {
-            Ok(mut c) => match c.set::<_, _, ()>("after", "restart").await {
-                Ok(()) => {
-                    recovered = true;
-                    break;
+            Ok(mut c) => match c.incr::<_, _, i64>(&key, 1).await {
+                Ok(_) => {
+                    acked.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(e) => support::harness::assert_typed_command_error(&e),
             },
@@ -223,16 +227,67 @@ async fn restart_mid_traffic_recovers(rt: Runtime) {
                     "a restart is not a TLS error: {e:?}"
                 );
                 assert_typed_get_error(&e);
+                sleep(&rt, Duration::from_millis(20)).await;
             }
         }
-        sleep(&rt, Duration::from_millis(50)).await;
     }
-    assert!(recovered, "TLS connections came back after the restart");
-    assert_eq!(server.get_in_db(0, "after").as_deref(), Some("restart"));
+}
+
+async fn restart_mid_traffic_recovers(rt: Runtime) {
+    let pki = Pki::new();
+    let (mut server, tls_port) = tls_server(&pki, &pki.server, false);
+    let keeper = keeper(&rt, tls_config(&server, tls_port, &pki.ca));
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicU64::new(0));
+    let (done_tx, mut done_rx) = futures::channel::mpsc::unbounded::<()>();
+    for task in 0..4 {
+        let (rt2, keeper, stop, acked, done) = (
+            rt.clone(),
+            keeper.clone(),
+            stop.clone(),
+            acked.clone(),
+            done_tx.clone(),
+        );
+        rt.spawner().spawn(Box::pin(async move {
+            incr_until_stopped(rt2, keeper, format!("n{task}"), stop, acked).await;
+            let _ = done.unbounded_send(());
+        }));
+    }
+    let wait_for = |more: u64, what: &'static str| {
+        let (rt, acked) = (rt.clone(), acked.clone());
+        async move {
+            let target = acked.load(Ordering::Relaxed) + more;
+            for _ in 0..500 {
+                if acked.load(Ordering::Relaxed) >= target {
+                    return;
+                }
+                sleep(&rt, Duration::from_millis(20)).await;
+            }
+            panic!("{what}: fewer than {more} INCRs acknowledged in 10 s");
+        }
+    };
+    wait_for(50, "before the restart").await;
+    let opened_before = keeper.stats().databases["main"].connections_created;
+    server.restart();
+    wait_for(50, "after the restart").await;
+    stop.store(true, Ordering::Relaxed);
+    for _ in 0..4 {
+        bounded(&rt, "a traffic task to stop", done_rx.next())
+            .await
+            .expect("every task reports");
+    }
     assert!(
         keeper.stats().databases["main"].connections_created > opened_before,
         "new TLS connections were opened"
     );
+    let after: u64 = (0..4)
+        .map(|t| {
+            server
+                .get_in_db(0, &format!("n{t}"))
+                .map_or(0, |v| v.parse().unwrap())
+        })
+        .sum();
+    assert!(after > 0, "INCRs reached the restarted server over TLS");
     keeper.close().await;
 }
 
