@@ -148,7 +148,7 @@ impl PooledConnection {
     async fn run(&mut self, req: CommandKind<'_>) -> Result<crate::database::Reply, Error> {
         let db = &self.db;
         if db.is_closed() {
-            return Err(Error::Closed);
+            return Err(db.failed(Error::Closed));
         }
         match &mut self.handle {
             Handle::Shared => {
@@ -157,7 +157,9 @@ impl PooledConnection {
                 let conn = match db.pick_ready_shared() {
                     Some(conn) => conn,
                     // Boxed: the rare (re)connect would otherwise size every command's future.
-                    None => Box::pin(db.shared_connection()).await?,
+                    None => Box::pin(db.shared_connection())
+                        .await
+                        .map_err(|e| db.failed(e))?,
                 };
                 let mut mc = conn.conn().multiplexed().clone();
                 db.execute(conn.conn().link(), &mut mc, req, BlockTime::None)
@@ -174,7 +176,9 @@ impl PooledConnection {
                 if ex.session.in_flight && ex.lease.conn_mut().link().is_closed() {
                     // The last command's future was dropped while it blocked, which closed the
                     // connection: carry on with a fresh one, unless state was lost with it.
-                    Box::pin(ex.replace_cancelled(db)).await?;
+                    Box::pin(ex.replace_cancelled(db))
+                        .await
+                        .map_err(|e| db.failed(e))?;
                 }
                 observe_commands(&mut ex.session, req);
                 ex.session.in_flight = true;

@@ -65,8 +65,8 @@ pub enum Error {
         source: redis::RedisError,
     },
     /// The TLS handshake failed: the server's certificate did not verify (wrong CA, wrong name,
-    /// expired; `source` says which), the server refused the client's certificate, or the
-    /// server does not speak TLS. Not retried: the configuration or the server must change.
+    /// expired; `source` says which), or the server refused the client's certificate. Not
+    /// retried: the configuration or the server must change.
     #[error("TLS with database `{db}` failed: {source}")]
     Tls {
         /// The database.

@@ -160,11 +160,13 @@ impl Keeper {
     /// default. Fails at once with `CircuitOpen` while the breaker is open.
     pub async fn get(&self, db: impl AsRef<str>) -> Result<PooledConnection, Error> {
         let db = self.database(db.as_ref())?;
-        db.ensure_admitted()?;
+        db.ensure_admitted().map_err(|e| db.checkout_failed(e))?;
         // The common case, every slot ready: one load. Otherwise pick a slot in turn, filling an
         // empty or broken one (in the background when another slot can serve meanwhile).
         if !db.all_shared_ready() {
-            db.shared_connection().await?;
+            db.shared_connection()
+                .await
+                .map_err(|e| db.checkout_failed(e))?;
         }
         Ok(PooledConnection::shared(db.clone()))
     }
@@ -177,7 +179,10 @@ impl Keeper {
         if let Some(lease) = db.try_checkout_ready() {
             return Ok(PooledConnection::exclusive(db.clone(), lease));
         }
-        let lease = db.checkout_exclusive().await?;
+        let lease = db
+            .checkout_exclusive()
+            .await
+            .map_err(|e| db.checkout_failed(e))?;
         Ok(PooledConnection::exclusive(db.clone(), lease))
     }
 

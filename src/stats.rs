@@ -114,11 +114,9 @@ impl ErrorLabel {
         }
     }
 
+    /// The label's place in [`ErrorLabel::ALL`] (the variants are declared in that order).
     fn index(self) -> usize {
-        Self::ALL
-            .iter()
-            .position(|l| *l == self)
-            .unwrap_or(Self::ALL.len() - 1)
+        self as usize
     }
 }
 
@@ -210,6 +208,9 @@ pub struct DatabaseStats {
     pub breaker: BreakerStats,
     /// Failed operations by what they met ([`ErrorLabel`] names), the labels with none left out.
     pub failures_by_kind: BTreeMap<&'static str, u64>,
+    /// Failed checkouts (`get`, `get_exclusive` and their blocking twins) by what they met: no
+    /// command ran. The labels with none are left out.
+    pub checkout_failures_by_kind: BTreeMap<&'static str, u64>,
     /// Latency of the commands that got a reply (successes and error replies).
     pub command_latency: HistogramSnapshot,
 }
@@ -305,6 +306,7 @@ pub(crate) struct DbCounters {
     pub(crate) half_opens: AtomicU64,
     pub(crate) closes: AtomicU64,
     failures_by_kind: [AtomicU64; ErrorLabel::ALL.len()],
+    checkout_failures_by_kind: [AtomicU64; ErrorLabel::ALL.len()],
     /// The latency buckets (their sum is `latency_total_micros`).
     latency: Histogram,
     last_error: Mutex<Option<(String, Instant)>>,
@@ -328,14 +330,15 @@ impl DbCounters {
     }
 
     /// Counts a reply that took `took`: a success, or a failed operation when it is an error
-    /// reply. Two writes in the common case (the success and the latency total: the replies
-    /// with a latency are the successes and the error replies, so no third counter is needed).
-    pub(crate) fn record_reply(&self, took: Duration, error_reply: bool) {
+    /// reply (`error_reply` names what it said). Three writes in the common case (the success,
+    /// the latency total and its bucket: the replies with a latency are the successes and the
+    /// error replies, so no count of them is needed).
+    pub(crate) fn record_reply(&self, took: Duration, error_reply: Option<ErrorLabel>) {
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        if error_reply {
+        if let Some(label) = error_reply {
             Self::bump(&self.failed);
             Self::bump(&self.error_replies);
-            Self::bump(&self.failures_by_kind[ErrorLabel::Server.index()]);
+            Self::bump(&self.failures_by_kind[label.index()]);
         } else {
             Self::bump(&self.ok);
         }
@@ -354,6 +357,20 @@ impl DbCounters {
     pub(crate) fn record_failure(&self, error: &Error) {
         Self::bump(&self.failed);
         Self::bump(&self.failures_by_kind[ErrorLabel::of(error).index()]);
+    }
+
+    /// Counts a checkout that failed with `error`.
+    pub(crate) fn record_checkout_failure(&self, error: &Error) {
+        Self::bump(&self.checkout_failures_by_kind[ErrorLabel::of(error).index()]);
+    }
+
+    /// The non-zero counts of `counters`, by label name.
+    fn by_label(counters: &[AtomicU64; ErrorLabel::ALL.len()]) -> BTreeMap<&'static str, u64> {
+        ErrorLabel::ALL
+            .iter()
+            .map(|l| (l.as_str(), Self::read(&counters[l.index()])))
+            .filter(|(_, n)| *n > 0)
+            .collect()
     }
 
     pub(crate) fn record_error(&self, message: String, at: Instant) {
@@ -392,11 +409,8 @@ impl DbCounters {
             )));
         out.breaker.half_opens = Self::read(&self.half_opens);
         out.breaker.closes = Self::read(&self.closes);
-        out.failures_by_kind = ErrorLabel::ALL
-            .iter()
-            .map(|l| (l.as_str(), Self::read(&self.failures_by_kind[l.index()])))
-            .filter(|(_, n)| *n > 0)
-            .collect();
+        out.failures_by_kind = Self::by_label(&self.failures_by_kind);
+        out.checkout_failures_by_kind = Self::by_label(&self.checkout_failures_by_kind);
         if let Some((message, at)) = &*self.last_error.lock().unwrap_or_else(|e| e.into_inner()) {
             out.last_error = Some(message.clone());
             out.since_last_error = Some(now.saturating_duration_since(*at));
@@ -430,9 +444,9 @@ mod tests {
     #[test]
     fn counters_fill_a_snapshot() {
         let c = DbCounters::default();
-        c.record_reply(Duration::from_millis(2), false);
-        c.record_reply(Duration::from_millis(4), false);
-        c.record_reply(Duration::from_millis(6), true);
+        c.record_reply(Duration::from_millis(2), None);
+        c.record_reply(Duration::from_millis(4), None);
+        c.record_reply(Duration::from_millis(6), Some(ErrorLabel::Auth));
         DbCounters::bump(&c.failed); // a failure without a reply: no latency
         let t = Instant::now();
         c.record_error("boom".into(), t);

@@ -252,6 +252,19 @@ fn a_scripted_run_gives_exact_values() {
             r#"redis_keeper_breaker_rejections_total{db="knowledge"}"#,
             1.0,
         ),
+        // The two failed `get`s: the refused connect, then the breaker's rejection.
+        (
+            r#"redis_keeper_checkout_errors_total{db="knowledge",kind="io"}"#,
+            1.0,
+        ),
+        (
+            r#"redis_keeper_checkout_errors_total{db="knowledge",kind="circuit_open"}"#,
+            1.0,
+        ),
+        (
+            r#"redis_keeper_checkout_errors_total{db="main",kind="io"}"#,
+            0.0,
+        ),
         (
             r#"redis_keeper_breaker_state{db="knowledge",state="closed"}"#,
             1.0,
@@ -293,6 +306,31 @@ fn a_scripted_run_gives_exact_values() {
         .map(|(_, v)| *v)
         .collect();
     assert_eq!(buckets.len(), 17);
+    let le = |k: &str| -> f64 {
+        let v = k.split("le=\"").nth(1).unwrap().trim_end_matches("\"}");
+        if v == "+Inf" {
+            f64::INFINITY
+        } else {
+            v.parse().unwrap()
+        }
+    };
+    let mut by_bound: Vec<(f64, f64)> = m
+        .iter()
+        .filter(|(k, _)| {
+            k.starts_with(r#"redis_keeper_command_duration_seconds_bucket{db="main","#)
+        })
+        .map(|(k, v)| (le(k), *v))
+        .collect();
+    by_bound.sort_by(|a, b| a.0.total_cmp(&b.0));
+    assert!(
+        by_bound.windows(2).all(|w| w[0].1 <= w[1].1),
+        "cumulative buckets never decrease: {by_bound:?}"
+    );
+    assert_eq!(
+        by_bound.last().unwrap().1,
+        7.0,
+        "the +Inf bucket is the count"
+    );
     assert!(m[r#"redis_keeper_start_time_seconds"#] > 1.6e9);
     let stats = w.keeper.stats();
     assert_eq!(
@@ -320,7 +358,7 @@ fn a_scripted_run_gives_exact_values() {
     let names: Vec<String> = stats.databases.keys().cloned().collect();
     check_labels(&text, &names);
     assert!(
-        !text.contains("127.0.0.1") && !text.contains("6379"),
+        !text.contains("127.0.0.1") && !text.contains(":6379"),
         "no address in the metrics"
     );
 }

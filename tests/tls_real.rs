@@ -19,7 +19,9 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use redis::AsyncCommands;
+use redis_keeper::classify::classify;
 use redis_keeper::config::CertReqs;
+use redis_keeper::policy::FailureKind;
 use redis_keeper::seams::Runtime;
 use redis_keeper::{Error, Keeper, KeeperConfig};
 use support::certs::{Pair, Pki};
@@ -219,7 +221,14 @@ async fn incr_until_stopped(
                 Ok(_) => {
                     acked.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(e) => support::harness::assert_typed_command_error(&e),
+                Err(e) => {
+                    assert_ne!(
+                        classify(&e),
+                        FailureKind::Tls,
+                        "a restart is not a TLS error: {e}"
+                    );
+                    support::harness::assert_typed_command_error(&e)
+                }
             },
             Err(e) => {
                 assert!(

@@ -116,16 +116,27 @@ impl Admission {
     #[inline(never)]
     fn permit_locked(&self) -> Result<Permit, Error> {
         let now = self.clock.now();
-        let result = self.policies().breaker.try_acquire(now);
+        let (from, result) = {
+            let mut p = self.policies();
+            let from = p.breaker.state().kind();
+            (from, p.breaker.try_acquire(now))
+        };
         if let Ok(permit) = &result {
             if permit.is_probe() {
-                DbCounters::bump(&self.counters.half_opens);
+                // From open, the open period ended; from half-open, the last probe was
+                // abandoned (no outcome within the open period) and this one replaces it.
+                let reason = if from == BreakerStateKind::Open {
+                    DbCounters::bump(&self.counters.half_opens);
+                    "open_period_elapsed"
+                } else {
+                    "probe_abandoned"
+                };
                 keeper_event!(
                     self,
                     WARN,
-                    from = "open",
+                    from = from.as_str(),
                     to = "half_open",
-                    reason = "open_period_elapsed",
+                    reason,
                     "circuit breaker half-open: sending one probe"
                 );
             }

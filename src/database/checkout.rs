@@ -99,6 +99,12 @@ impl Database {
         }
     }
 
+    /// Counts a failed checkout (a `get`, `get_exclusive` or blocking twin that met `e`).
+    pub(crate) fn checkout_failed(&self, e: Error) -> Error {
+        self.counters().record_checkout_failure(&e);
+        e
+    }
+
     /// Fails at once with `CircuitOpen` when the breaker would reject a network call now.
     pub(crate) fn ensure_admitted(&self) -> Result<(), Error> {
         if self.admission().breaker_is_closed() {

@@ -17,6 +17,7 @@ use crate::classify::classify;
 use crate::error::Error;
 use crate::policy::FailureKind;
 use crate::seams::timeout_at;
+use crate::stats::ErrorLabel;
 
 /// A failed request, and whether its connection must be closed.
 pub(crate) struct CommandError {
@@ -101,10 +102,10 @@ impl Database {
                 }
                 Ok(reply) => {
                     self.admission().report(permit, true);
-                    let error_reply = is_error_reply(&reply);
+                    let error_reply = error_reply_label(&reply);
                     self.counters()
                         .record_reply(now.saturating_duration_since(started), error_reply);
-                    if !error_reply {
+                    if error_reply.is_none() {
                         self.admission().mark_ready();
                     }
                     return Ok(reply);
@@ -275,9 +276,46 @@ fn all_loading(reply: &Reply) -> bool {
     }
 }
 
-fn is_error_reply(reply: &Reply) -> bool {
-    match reply {
-        Reply::One(v) => matches!(v, Value::ServerError(_)),
-        Reply::Many(vs) => vs.iter().any(|v| matches!(v, Value::ServerError(_))),
+/// What the first error reply of `reply` said, if it holds one (`NOPERM` is `auth`, `WRONGTYPE`
+/// is `server`, …).
+fn error_reply_label(reply: &Reply) -> Option<ErrorLabel> {
+    let first = match reply {
+        Reply::One(Value::ServerError(e)) => e,
+        Reply::One(_) => return None,
+        Reply::Many(vs) => vs.iter().find_map(|v| match v {
+            Value::ServerError(e) => Some(e),
+            _ => None,
+        })?,
+    };
+    Some(ErrorLabel::of(&Error::Redis(redis::RedisError::from(
+        first.clone(),
+    ))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(code: &str) -> Value {
+        match redis::parse_redis_value(format!("-{code} detail\r\n").as_bytes()) {
+            Ok(v @ Value::ServerError(_)) => v,
+            other => panic!("expected an error reply, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_error_reply_is_labelled_by_its_code() {
+        let one = |v| error_reply_label(&Reply::One(v));
+        assert_eq!(one(error("NOPERM")), Some(ErrorLabel::Auth));
+        assert_eq!(one(error("WRONGTYPE")), Some(ErrorLabel::Server));
+        assert_eq!(one(error("TRYAGAIN")), Some(ErrorLabel::TryAgain));
+        assert_eq!(one(Value::Okay), None);
+        let many = Reply::Many(vec![Value::Okay, error("MASTERDOWN"), error("WRONGTYPE")]);
+        assert_eq!(
+            error_reply_label(&many),
+            Some(ErrorLabel::MasterDown),
+            "the first one"
+        );
+        assert_eq!(error_reply_label(&Reply::Many(vec![Value::Okay])), None);
     }
 }

@@ -4,7 +4,7 @@
 
 use metrics::{Key, Label, Level, Metadata};
 
-use super::families::FAMILIES;
+use super::families::{start_time_seconds, FAMILIES, START_TIME};
 use super::text::Type;
 use crate::stats::ManagerStats;
 
@@ -31,5 +31,8 @@ pub(crate) fn record(stats: &ManagerStats) {
                 }
             }
         }
+        recorder
+            .register_gauge(&Key::from_name(START_TIME), &METADATA)
+            .set(start_time_seconds(stats));
     });
 }

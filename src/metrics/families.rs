@@ -29,6 +29,17 @@ fn by(label: &'static str, values: &[(&'static str, u64)]) -> Samples {
         .collect()
 }
 
+/// The count of every [`ErrorLabel`] in `counts` (the ones absent are 0).
+fn by_kind(counts: &std::collections::BTreeMap<&'static str, u64>) -> Samples {
+    ErrorLabel::ALL
+        .iter()
+        .map(|l| {
+            let n = counts.get(l.as_str()).copied().unwrap_or(0);
+            (vec![("kind", l.as_str())], n as f64)
+        })
+        .collect()
+}
+
 fn states<T: Copy + PartialEq>(now: Option<T>, all: &[T], name: fn(T) -> &'static str) -> Samples {
     all.iter()
         .map(|s| {
@@ -45,22 +56,20 @@ pub(crate) const FAMILIES: &[Family] = &[
     Family {
         name: "redis_keeper_commands_total",
         kind: Type::Counter,
-        help: "Commands and pipelines run, by result (error: an error reply, a transport failure, a timeout or a rejection).",
+        help: "Commands and pipelines, by result (error: an error reply, a transport failure, a timeout, a breaker rejection or a failed reconnect of the handle).",
         read: |s| by("result", &[("ok", s.successful_operations), ("error", s.failed_operations)]),
     },
     Family {
         name: "redis_keeper_command_errors_total",
         kind: Type::Counter,
         help: "Failed commands and pipelines, by what they met.",
-        read: |s| {
-            ErrorLabel::ALL
-                .iter()
-                .map(|l| {
-                    let n = s.failures_by_kind.get(l.as_str()).copied().unwrap_or(0);
-                    (vec![("kind", l.as_str())], n as f64)
-                })
-                .collect()
-        },
+        read: |s| by_kind(&s.failures_by_kind),
+    },
+    Family {
+        name: "redis_keeper_checkout_errors_total",
+        kind: Type::Counter,
+        help: "Failed checkouts (get, get_exclusive and their blocking twins), by what they met: no command ran.",
+        read: |s| by_kind(&s.checkout_failures_by_kind),
     },
     Family {
         name: "redis_keeper_connections",
@@ -305,14 +314,22 @@ pub(crate) fn render(stats: &ManagerStats) -> String {
         }
     }
     e.family(
-        "redis_keeper_start_time_seconds",
+        START_TIME,
         Type::Gauge,
         "When the Keeper was built, in seconds since the Unix epoch.",
     );
-    let start = stats
+    e.sample(START_TIME, &[], start_time_seconds(stats));
+    e.finish()
+}
+
+/// The start time's series name.
+pub(crate) const START_TIME: &str = "redis_keeper_start_time_seconds";
+
+/// When the Keeper was built, in seconds since the Unix epoch.
+pub(crate) fn start_time_seconds(stats: &ManagerStats) -> f64 {
+    stats
         .start_time
         .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-        .unwrap_or_default();
-    e.sample("redis_keeper_start_time_seconds", &[], start.as_secs_f64());
-    e.finish()
+        .unwrap_or_default()
+        .as_secs_f64()
 }

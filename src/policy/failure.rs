@@ -30,7 +30,7 @@ pub enum FailureKind {
     /// Authentication was refused (`-NOAUTH`, `-WRONGPASS`, `-NOPERM`).
     Auth,
     /// The TLS handshake failed: the server's certificate did not verify (wrong CA, wrong
-    /// name, expired), the server refused ours, or it does not speak TLS. Retrying cannot help.
+    /// name, expired), or the server refused ours. Retrying cannot help.
     Tls,
     /// The circuit breaker rejected the attempt without touching the network.
     CircuitOpen,

@@ -49,9 +49,12 @@ impl fmt::Debug for ClientTls {
 }
 
 impl PartialEq for ClientTls {
-    /// The same loaded configuration (settings compare by their keys; this field follows them).
+    /// Equal when the server names are: the configuration is made from the [`TlsSettings`]
+    /// keys beside this field, which the settings compare themselves.
+    ///
+    /// [`TlsSettings`]: crate::config::TlsSettings
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.config, &other.config) && self.server_name == other.server_name
+        self.server_name == other.server_name
     }
 }
 
@@ -90,15 +93,14 @@ impl ClientTls {
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| ("ssl", format!("no TLS protocol version available: {e}")))?;
-        // A bundle is read even under `none`, so that a wrong path is found now, not when
-        // someone switches verification on.
-        let roots = match (cert_reqs.verifies(), files.ca_certs) {
-            (false, None) => None,
-            (_, ca_certs) => Some(roots(ca_certs)?),
-        };
-        let builder = if let (true, Some(roots)) = (cert_reqs.verifies(), roots) {
-            builder.with_root_certificates(roots)
+        let builder = if cert_reqs.verifies() {
+            builder.with_root_certificates(roots(files.ca_certs)?)
         } else {
+            // A bundle is read even under `none`, so that a wrong path is found now, not when
+            // someone switches verification on.
+            if let Some(path) = files.ca_certs {
+                roots(Some(path))?;
+            }
             builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(verifier::AcceptAnyServerCert::new(

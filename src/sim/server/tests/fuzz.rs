@@ -164,7 +164,8 @@ proptest! {
         ),
         seed in any::<u64>(),
     ) {
-        // Only well-formed requests, no faults: every byte read is a complete RESP2 reply.
+        // Only well-formed requests, no faults: every byte read is a complete reply (RESP2, or
+        // RESP3 after a `HELLO 3`).
         let out = run(&steps, seed, false);
         let mut pos = 0;
         while pos < out.len() {
