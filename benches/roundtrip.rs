@@ -7,7 +7,8 @@
 //!   redis-rs `MultiplexedConnection`), and per GET a checkout from deadpool-redis and bb8-redis
 //!   (default, and with their checkout check off). `keeper_as_raw` is `keeper` with the raw
 //!   anchor's connection settings: one shared connection instead of two, and `TCP_NODELAY` off
-//!   (redis-rs's default; the Keeper sets it on), so the difference is the Keeper's own work.
+//!   (redis-rs's default; the Keeper sets it on), so the difference is the Keeper's own work;
+//!   `keeper_one_shared` and `keeper_nodelay_off` change one of those two defaults each.
 //! - `roundtrip/pipeline16/real`: a 16-command GET pipeline, one task.
 //! - `roundtrip/blocking_get/real`: GET on a raw `redis::Connection`, through r2d2, and through
 //!   a Keeper's blocking connections (`get_blocking_shared`, `get_blocking`), one thread.
@@ -34,6 +35,9 @@ fn get_rows(c: &mut Criterion, target: &Target) {
             .shared_connections(1)
             .tcp_nodelay(false)
     });
+    // Each of the two defaults the raw anchor lacks, alone: which costs what.
+    let one_shared = target.keeper_with(rt, 0, |d| d.max_connections(POOL).shared_connections(1));
+    let no_nodelay = target.keeper_with(rt, 0, |d| d.max_connections(POOL).tcp_nodelay(false));
     let raw = target.raw_multiplexed(rt);
     rt.block_on(async {
         let mut conn = keeper.get("main").await.expect("get");
@@ -72,20 +76,26 @@ fn get_rows(c: &mut Criterion, target: &Target) {
                 })
             })
         });
-        group.bench_with_input(BenchmarkId::new("keeper_as_raw", tasks), &tasks, |b, &t| {
-            b.iter_custom(|iters| {
-                rt.run(t, iters, |n| {
-                    let keeper = as_raw.clone();
-                    async move {
-                        let mut conn = keeper.get("main").await.expect("get");
-                        for _ in 0..n {
-                            let v: Option<String> = conn.get(KEY).await.expect("GET");
-                            black_box(v);
+        for (name, keeper) in [
+            ("keeper_as_raw", &as_raw),
+            ("keeper_one_shared", &one_shared),
+            ("keeper_nodelay_off", &no_nodelay),
+        ] {
+            group.bench_with_input(BenchmarkId::new(name, tasks), &tasks, |b, &t| {
+                b.iter_custom(|iters| {
+                    rt.run(t, iters, |n| {
+                        let keeper = keeper.clone();
+                        async move {
+                            let mut conn = keeper.get("main").await.expect("get");
+                            for _ in 0..n {
+                                let v: Option<String> = conn.get(KEY).await.expect("GET");
+                                black_box(v);
+                            }
                         }
-                    }
+                    })
                 })
-            })
-        });
+            });
+        }
         group.bench_with_input(
             BenchmarkId::new("keeper_get_each", tasks),
             &tasks,
@@ -109,8 +119,9 @@ fn get_rows(c: &mut Criterion, target: &Target) {
         anchor_rows(&mut group);
     }
     group.finish();
-    rt.block_on(keeper.close());
-    rt.block_on(as_raw.close());
+    for k in [&keeper, &as_raw, &one_shared, &no_nodelay] {
+        rt.block_on(k.close());
+    }
 }
 
 fn anchor_rows(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
