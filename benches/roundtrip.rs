@@ -48,52 +48,16 @@ fn get_rows(c: &mut Criterion, target: &Target) {
         group.bench_with_input(
             BenchmarkId::new("raw_multiplexed", tasks),
             &tasks,
-            |b, &t| {
-                b.iter_custom(|iters| {
-                    rt.run(t, iters, |n| {
-                        let mut conn = raw.clone();
-                        async move {
-                            for _ in 0..n {
-                                let v: Option<String> = conn.get(KEY).await.expect("GET");
-                                black_box(v);
-                            }
-                        }
-                    })
-                })
-            },
+            |b, &t| b.iter_custom(|iters| common::raw_get_loop(rt, t, iters, &raw, KEY)),
         );
-        group.bench_with_input(BenchmarkId::new("keeper", tasks), &tasks, |b, &t| {
-            b.iter_custom(|iters| {
-                rt.run(t, iters, |n| {
-                    let keeper = keeper.clone();
-                    async move {
-                        let mut conn = keeper.get("main").await.expect("get");
-                        for _ in 0..n {
-                            let v: Option<String> = conn.get(KEY).await.expect("GET");
-                            black_box(v);
-                        }
-                    }
-                })
-            })
-        });
         for (name, keeper) in [
+            ("keeper", &keeper),
             ("keeper_as_raw", &as_raw),
             ("keeper_one_shared", &one_shared),
             ("keeper_nodelay_off", &no_nodelay),
         ] {
             group.bench_with_input(BenchmarkId::new(name, tasks), &tasks, |b, &t| {
-                b.iter_custom(|iters| {
-                    rt.run(t, iters, |n| {
-                        let keeper = keeper.clone();
-                        async move {
-                            let mut conn = keeper.get("main").await.expect("get");
-                            for _ in 0..n {
-                                let v: Option<String> = conn.get(KEY).await.expect("GET");
-                                black_box(v);
-                            }
-                        }
-                    })
-                })
+                b.iter_custom(|iters| common::shared_get_loop(rt, t, iters, keeper, KEY))
             });
         }
         group.bench_with_input(

@@ -98,32 +98,11 @@ fn get_rows(c: &mut Criterion, server: &Server) {
     let mut group = c.benchmark_group("tls/get");
     for tasks in CONCURRENCY {
         group.bench_with_input(BenchmarkId::new("raw_rediss", tasks), &tasks, |b, &t| {
-            b.iter_custom(|iters| {
-                rt.run(t, iters, |n| {
-                    let mut conn = raw.clone();
-                    async move {
-                        for _ in 0..n {
-                            let v: Option<String> = conn.get(KEY).await.expect("GET");
-                            black_box(v);
-                        }
-                    }
-                })
-            })
+            b.iter_custom(|iters| common::raw_get_loop(rt, t, iters, &raw, KEY))
         });
         for (name, keeper) in [("keeper", &keeper), ("keeper_as_raw", &as_raw)] {
             group.bench_with_input(BenchmarkId::new(name, tasks), &tasks, |b, &t| {
-                b.iter_custom(|iters| {
-                    rt.run(t, iters, |n| {
-                        let keeper = keeper.clone();
-                        async move {
-                            let mut conn = keeper.get("main").await.expect("get");
-                            for _ in 0..n {
-                                let v: Option<String> = conn.get(KEY).await.expect("GET");
-                                black_box(v);
-                            }
-                        }
-                    })
-                })
+                b.iter_custom(|iters| common::shared_get_loop(rt, t, iters, keeper, KEY))
             });
         }
     }

@@ -235,6 +235,51 @@ impl Target {
     }
 }
 
+/// Runs `iters` GETs of `key` over `tasks` tasks on `rt`, each task on one shared handle of
+/// `keeper`'s `main` taken once; the wall time.
+pub fn shared_get_loop(
+    rt: Rt,
+    tasks: usize,
+    iters: u64,
+    keeper: &Keeper,
+    key: &'static str,
+) -> Duration {
+    rt.run(tasks, iters, |n| {
+        let keeper = keeper.clone();
+        async move {
+            let mut conn = keeper.get("main").await.expect("get");
+            for _ in 0..n {
+                let v: Option<String> = redis::AsyncCommands::get(&mut conn, key)
+                    .await
+                    .expect("GET");
+                std::hint::black_box(v);
+            }
+        }
+    })
+}
+
+/// Runs `iters` GETs of `key` over `tasks` tasks on `rt`, each task on its own clone of `raw`;
+/// the wall time.
+pub fn raw_get_loop(
+    rt: Rt,
+    tasks: usize,
+    iters: u64,
+    raw: &MultiplexedConnection,
+    key: &'static str,
+) -> Duration {
+    rt.run(tasks, iters, |n| {
+        let mut conn = raw.clone();
+        async move {
+            for _ in 0..n {
+                let v: Option<String> = redis::AsyncCommands::get(&mut conn, key)
+                    .await
+                    .expect("GET");
+                std::hint::black_box(v);
+            }
+        }
+    })
+}
+
 /// Opens `n` exclusive connections at once and returns them all, leaving `n` idle.
 pub fn warm_exclusive(keeper: &Keeper, rt: Rt, db: &str, n: usize) {
     rt.block_on(async {
