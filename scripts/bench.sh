@@ -4,8 +4,9 @@
 # Usage: scripts/bench.sh [--quick]      (from anywhere inside the repository)
 #   --quick   short criterion timings (a smoke run; the figures are noisier)
 #
-# Starts redis-server on a free loopback port (no persistence), runs the acquisition, round-trip
-# and memory benches and redis-benchmark (the ceiling) against it, stops the server, and writes a
+# Starts redis-server on a free loopback port (no persistence; a TLS port beside it, with a CA and
+# a server certificate made by openssl), runs the acquisition, round-trip, TLS and memory benches
+# and redis-benchmark (the ceiling) against it, stops the server, and writes a
 # Markdown table of medians (min–max over criterion's samples) with the target ratios, all from
 # this one run. Criterion's raw data goes to bench-results/criterion/ (not committed).
 set -euo pipefail
