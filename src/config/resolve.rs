@@ -13,7 +13,7 @@ use super::settings::{
     BreakerSettings, DatabaseSettings, IdleSettings, ReadinessSettings, ResolvedConfig,
     RetrySettings,
 };
-use super::tls::TlsKeys;
+use super::tls::{TlsCache, TlsKeys};
 use super::url::{RedisUrl, Url, UrlTarget};
 use super::{ConfigError, KeeperConfig, Origin, RedisDatabase, ServiceRegistry};
 use crate::seams::{Endpoint, Keepalive, TcpOptions};
@@ -43,6 +43,7 @@ impl KeeperConfig {
         let env_layers = env::read(env, &names)?;
         let defaults = defaults();
         let mut databases = BTreeMap::new();
+        let mut tls_cache = TlsCache::default();
         for name in &names {
             let mut merged = Partial::default();
             let mut origins = Origins::default();
@@ -75,7 +76,10 @@ impl KeeperConfig {
             for (layer, per_database) in stack {
                 merged.overlay(&*with_url(layer, per_database)?, &mut origins);
             }
-            databases.insert(name.clone(), finalize(name, &merged, &origins)?);
+            databases.insert(
+                name.clone(),
+                finalize(name, &merged, &origins, &mut tls_cache)?,
+            );
         }
         let log_level = self
             .code_log_level
@@ -145,7 +149,12 @@ impl KeeperConfig {
 
 /// Checks a merged layer (each key by its row in the key table, then the rules between keys)
 /// and builds the settings.
-fn finalize(name: &str, p: &Partial, origins: &Origins) -> Result<DatabaseSettings, ConfigError> {
+fn finalize(
+    name: &str,
+    p: &Partial,
+    origins: &Origins,
+    tls_cache: &mut TlsCache,
+) -> Result<DatabaseSettings, ConfigError> {
     let bad = |key: &str, reason: &str| ConfigError::InvalidValue {
         key: key.to_owned(),
         value: p.show(key).unwrap_or_else(|| "(unset)".to_owned()),
@@ -186,7 +195,7 @@ fn finalize(name: &str, p: &Partial, origins: &Origins) -> Result<DatabaseSettin
         cert_reqs: v.ssl_cert_reqs,
         server_name: v.tls_server_name,
     }
-    .settings(&endpoint, &bad)?;
+    .settings(&endpoint, &bad, tls_cache)?;
     Ok(DatabaseSettings {
         name: name.to_owned(),
         db,

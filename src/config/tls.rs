@@ -96,6 +96,16 @@ pub struct TlsSettings {
     pub(crate) client: crate::tls::ClientTls,
 }
 
+/// The client configurations built while one configuration resolves, shared by the databases
+/// whose TLS files and checks are the same.
+#[cfg(feature = "tls")]
+pub(crate) type TlsCache = crate::tls::ConfigCache;
+
+/// Without the `tls` feature there is nothing to share.
+#[cfg(not(feature = "tls"))]
+#[derive(Default)]
+pub(crate) struct TlsCache;
+
 /// The TLS keys of one database, as resolved.
 pub(crate) struct TlsKeys {
     pub(crate) ssl: bool,
@@ -113,6 +123,7 @@ impl TlsKeys {
         self,
         endpoint: &Endpoint,
         bad: &dyn Fn(&str, &str) -> ConfigError,
+        cache: &mut TlsCache,
     ) -> Result<Option<TlsSettings>, ConfigError> {
         let path = |p: Option<String>| p.filter(|p| !p.is_empty()).map(PathBuf::from);
         let (ca_certs, certfile, keyfile) =
@@ -149,11 +160,12 @@ impl TlsKeys {
             self.cert_reqs,
             server_name.as_deref(),
             endpoint,
+            cache,
         )
         .map_err(|(key, why)| bad(key, &why))?;
         #[cfg(not(feature = "tls"))]
         return {
-            let _checked_with_the_feature = self.cert_reqs;
+            let _checked_with_the_feature = (self.cert_reqs, cache);
             Err(bad(
                 "ssl",
                 "TLS needs redis-keeper's `tls` feature (on by default; this build has it off)",

@@ -15,7 +15,7 @@ mod verifier;
 mod tests;
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::pki_types::ServerName;
@@ -63,14 +63,47 @@ pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// The client configurations built while resolving one configuration, by what they were made
+/// from: databases with the same TLS files and checks share one (read once, one session cache).
+#[derive(Default)]
+pub(crate) struct ConfigCache {
+    built: Vec<(CacheKey, Arc<ClientConfig>)>,
+}
+
+/// What a client configuration is made from.
+type CacheKey = (Option<PathBuf>, Option<PathBuf>, Option<PathBuf>, CertReqs);
+
+impl ConfigCache {
+    /// The configuration for `files` and `cert_reqs`, built on first use.
+    fn get(
+        &mut self,
+        files: Files<'_>,
+        cert_reqs: CertReqs,
+    ) -> Result<Arc<ClientConfig>, (&'static str, String)> {
+        let key: CacheKey = (
+            files.ca_certs.map(Path::to_path_buf),
+            files.certfile.map(Path::to_path_buf),
+            files.keyfile.map(Path::to_path_buf),
+            cert_reqs,
+        );
+        if let Some((_, config)) = self.built.iter().find(|(k, _)| *k == key) {
+            return Ok(config.clone());
+        }
+        let config = Arc::new(build(files, cert_reqs)?);
+        self.built.push((key, config.clone()));
+        Ok(config)
+    }
+}
+
 impl ClientTls {
-    /// Reads and parses `files` and builds the client configuration for a server at
-    /// `endpoint`. An error names the key at fault and why.
+    /// The client configuration for a server at `endpoint` (from `cache`, or read, parsed and
+    /// built from `files` there). An error names the key at fault and why.
     pub(crate) fn load(
         files: Files<'_>,
         cert_reqs: CertReqs,
         server_name: Option<&str>,
         endpoint: &Endpoint,
+        cache: &mut ConfigCache,
     ) -> Result<Self, (&'static str, String)> {
         let server_name = match server_name {
             Some(name) => Some(
@@ -89,6 +122,17 @@ impl ClientTls {
                 None
             }
         };
+        Ok(Self {
+            config: cache.get(files, cert_reqs)?,
+            server_name,
+        })
+    }
+}
+
+/// Reads and parses `files` and builds a client configuration that checks the server as
+/// `cert_reqs` says.
+fn build(files: Files<'_>, cert_reqs: CertReqs) -> Result<ClientConfig, (&'static str, String)> {
+    {
         let provider = provider();
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
@@ -121,10 +165,7 @@ impl ClientTls {
                     .map_err(|e| (key_name, format!("does not fit `ssl_certfile`: {e}")))?
             }
         };
-        Ok(Self {
-            config: Arc::new(config),
-            server_name,
-        })
+        Ok(config)
     }
 }
 

@@ -57,7 +57,13 @@ fn load(
         certfile: cert,
         keyfile: key,
     };
-    ClientTls::load(files, reqs, name, &Endpoint::tcp("127.0.0.1", 6380))
+    ClientTls::load(
+        files,
+        reqs,
+        name,
+        &Endpoint::tcp("127.0.0.1", 6380),
+        &mut super::ConfigCache::default(),
+    )
 }
 
 fn key_of<T>(r: Result<T, (&'static str, String)>) -> (&'static str, String) {

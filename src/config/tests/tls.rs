@@ -103,3 +103,43 @@ fn cert_reqs_reads_from_yaml_and_env_and_rejects_other_words() {
         "{err}"
     );
 }
+
+#[test]
+fn databases_with_the_same_tls_files_share_one_client_configuration() {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let ca = rcgen::CertificateParams::new(vec!["ca.test".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let path = std::env::temp_dir().join(format!("rk-shared-ca-{}.pem", std::process::id()));
+    std::fs::write(&path, ca.pem()).unwrap();
+    let text = format!(
+        "
+url: rediss://cache.internal:6380
+ssl_cert_reqs: none
+redis_databases:
+  knowledge: {{ ssl_ca_certs: '{}' }}
+",
+        path.display()
+    );
+    let r = resolve(&yaml(&text), &no_env());
+    let _ = std::fs::remove_file(&path);
+    let config = |name: &str| {
+        r.database(name)
+            .unwrap()
+            .tls
+            .as_ref()
+            .unwrap()
+            .client
+            .config
+            .clone()
+    };
+    assert!(
+        std::sync::Arc::ptr_eq(&config("main"), &config("audit")),
+        "built once"
+    );
+    assert!(
+        !std::sync::Arc::ptr_eq(&config("main"), &config("knowledge")),
+        "other files, another configuration"
+    );
+}
