@@ -97,26 +97,32 @@ impl ErrorLabel {
         match error {
             Error::PoolTimeout { .. } => Self::PoolTimeout,
             Error::Closed => Self::Closed,
-            e => match e.failure_kind() {
-                Some(FailureKind::Io) => Self::Io,
-                Some(FailureKind::ConnectTimeout) => Self::ConnectTimeout,
-                Some(FailureKind::ResponseTimeout) => Self::ResponseTimeout,
-                Some(FailureKind::Protocol) => Self::Protocol,
-                Some(FailureKind::Loading) => Self::Loading,
-                Some(FailureKind::TryAgain) => Self::TryAgain,
-                Some(FailureKind::MasterDown) => Self::MasterDown,
-                Some(FailureKind::Auth) => Self::Auth,
-                Some(FailureKind::Tls) => Self::Tls,
-                Some(FailureKind::CircuitOpen) => Self::CircuitOpen,
-                Some(FailureKind::Server) => Self::Server,
-                _ => Self::Other,
-            },
+            e => e.failure_kind().map_or(Self::Other, Self::from),
         }
     }
 
     /// The label's place in [`ErrorLabel::ALL`] (the variants are declared in that order).
     fn index(self) -> usize {
         self as usize
+    }
+}
+
+impl From<FailureKind> for ErrorLabel {
+    /// The label of a failure the policies classified.
+    fn from(kind: FailureKind) -> Self {
+        match kind {
+            FailureKind::Io => Self::Io,
+            FailureKind::ConnectTimeout => Self::ConnectTimeout,
+            FailureKind::ResponseTimeout => Self::ResponseTimeout,
+            FailureKind::Protocol => Self::Protocol,
+            FailureKind::Loading => Self::Loading,
+            FailureKind::TryAgain => Self::TryAgain,
+            FailureKind::MasterDown => Self::MasterDown,
+            FailureKind::Auth => Self::Auth,
+            FailureKind::Tls => Self::Tls,
+            FailureKind::CircuitOpen => Self::CircuitOpen,
+            FailureKind::Server => Self::Server,
+        }
     }
 }
 
@@ -407,8 +413,6 @@ impl DbCounters {
             .snapshot_with_sum(Duration::from_micros(Self::read(
                 &self.latency_total_micros,
             )));
-        out.breaker.half_opens = Self::read(&self.half_opens);
-        out.breaker.closes = Self::read(&self.closes);
         out.failures_by_kind = Self::by_label(&self.failures_by_kind);
         out.checkout_failures_by_kind = Self::by_label(&self.checkout_failures_by_kind);
         if let Some((message, at)) = &*self.last_error.lock().unwrap_or_else(|e| e.into_inner()) {

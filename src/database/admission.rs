@@ -251,8 +251,7 @@ impl Admission {
         Err(self.circuit_open(retry_after))
     }
 
-    /// The breaker's state, failure count and time to half-open at `now` (the counters of its
-    /// transitions are filled from [`DbCounters`]).
+    /// The breaker's state, failure count, time to half-open at `now` and transition counts.
     pub(crate) fn breaker_stats(&self, now: Instant) -> BreakerStats {
         let p = self.policies();
         let state = p.breaker.state();
@@ -268,7 +267,8 @@ impl Admission {
                 BreakerState::Open { .. } => Some(p.breaker.retry_after(now).unwrap_or_default()),
                 _ => None,
             },
-            ..BreakerStats::default()
+            half_opens: DbCounters::read(&self.counters.half_opens),
+            closes: DbCounters::read(&self.counters.closes),
         }
     }
 

@@ -55,15 +55,16 @@ impl Database {
         if self.settings().log_commands {
             log_request(self.name(), req);
         }
+        let run = self.run(link, mc, req, block);
         if self.log_level() >= LevelFilter::DEBUG && tracing::enabled!(tracing::Level::DEBUG) {
             let span = tracing::debug_span!(
                 "command",
                 db = %self.name(),
                 command = %request_name(req)
             );
-            return self.run(link, mc, req, block).instrument(span).await;
+            return run.instrument(span).await;
         }
-        self.run(link, mc, req, block).await
+        run.await
     }
 
     /// [`Database::execute`] without its span.
@@ -287,7 +288,7 @@ fn error_reply_label(reply: &Reply) -> Option<ErrorLabel> {
             _ => None,
         })?,
     };
-    Some(ErrorLabel::of(&Error::Redis(redis::RedisError::from(
+    Some(ErrorLabel::from(classify(&redis::RedisError::from(
         first.clone(),
     ))))
 }

@@ -178,19 +178,14 @@ impl Connector {
                 Err((kind, err)) => {
                     self.admission.report(permit, !kind.trips_breaker());
                     DbCounters::bump(&self.counters.connect_failed);
-                    let db = self.name.to_string();
-                    let final_error = match kind {
-                        FailureKind::Auth => Some(Error::Auth {
-                            db,
-                            source: err.clone(),
-                        }),
-                        FailureKind::Tls => Some(Error::Tls {
-                            db,
-                            source: err.clone(),
-                        }),
-                        _ => None,
-                    };
-                    if let Some(e) = final_error {
+                    // Refused credentials or a failed TLS handshake: retrying cannot help.
+                    if matches!(kind, FailureKind::Auth | FailureKind::Tls) {
+                        let (db, source) = (self.name.to_string(), err);
+                        let e = if kind == FailureKind::Auth {
+                            Error::Auth { db, source }
+                        } else {
+                            Error::Tls { db, source }
+                        };
                         keeper_event!(self, WARN, error = %e, "connect refused; not retried");
                         self.record_error(&e);
                         return Err(e);

@@ -35,7 +35,7 @@ use crate::policy::{HealthConfig, HealthState};
 use crate::pool::{Pool, SharedConn, SharedSlots};
 use crate::rng::Rng;
 use crate::seams::Runtime;
-use crate::stats::{BreakerStats, DatabaseStats, DbCounters};
+use crate::stats::{DatabaseStats, DbCounters};
 
 pub(crate) use background::spawn_background;
 pub(crate) use block_time::BlockTime;
@@ -161,14 +161,7 @@ impl Database {
             ..DatabaseStats::default()
         };
         self.counters.fill(now, &mut out);
-        let BreakerStats {
-            half_opens, closes, ..
-        } = out.breaker;
-        out.breaker = BreakerStats {
-            half_opens,
-            closes,
-            ..self.admission.breaker_stats(now)
-        };
+        out.breaker = self.admission.breaker_stats(now);
         out
     }
 

@@ -132,41 +132,39 @@ impl ClientTls {
 /// Reads and parses `files` and builds a client configuration that checks the server as
 /// `cert_reqs` says.
 fn build(files: Files<'_>, cert_reqs: CertReqs) -> Result<ClientConfig, (&'static str, String)> {
-    {
-        let provider = provider();
-        let builder = ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| ("ssl", format!("no TLS protocol version available: {e}")))?;
-        let builder = if cert_reqs.verifies() {
-            builder.with_root_certificates(roots(files.ca_certs)?)
-        } else {
-            // A bundle is read even under `none`, so that a wrong path is found now, not when
-            // someone switches verification on.
-            if let Some(path) = files.ca_certs {
-                roots(Some(path))?;
-            }
+    let provider = provider();
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ("ssl", format!("no TLS protocol version available: {e}")))?;
+    let builder = if cert_reqs.verifies() {
+        builder.with_root_certificates(roots(files.ca_certs)?)
+    } else {
+        // A bundle is read even under `none`, so that a wrong path is found now, not when
+        // someone switches verification on.
+        if let Some(path) = files.ca_certs {
+            roots(Some(path))?;
+        }
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier::AcceptAnyServerCert::new(
+                provider,
+            )))
+    };
+    let config = match files.certfile {
+        None => builder.with_no_client_auth(),
+        Some(certfile) => {
+            let chain = files::certificates(certfile).map_err(|why| ("ssl_certfile", why))?;
+            let (key_name, key) = match files.keyfile {
+                Some(keyfile) => ("ssl_keyfile", files::private_key(keyfile)),
+                None => ("ssl_certfile", files::private_key(certfile)),
+            };
+            let key = key.map_err(|why| (key_name, why))?;
             builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(verifier::AcceptAnyServerCert::new(
-                    provider,
-                )))
-        };
-        let config = match files.certfile {
-            None => builder.with_no_client_auth(),
-            Some(certfile) => {
-                let chain = files::certificates(certfile).map_err(|why| ("ssl_certfile", why))?;
-                let (key_name, key) = match files.keyfile {
-                    Some(keyfile) => ("ssl_keyfile", files::private_key(keyfile)),
-                    None => ("ssl_certfile", files::private_key(certfile)),
-                };
-                let key = key.map_err(|why| (key_name, why))?;
-                builder
-                    .with_client_auth_cert(chain, key)
-                    .map_err(|e| (key_name, format!("does not fit `ssl_certfile`: {e}")))?
-            }
-        };
-        Ok(config)
-    }
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| (key_name, format!("does not fit `ssl_certfile`: {e}")))?
+        }
+    };
+    Ok(config)
 }
 
 /// The trusted roots: the bundle at `ca_certs`, or the platform's.
