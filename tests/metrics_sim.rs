@@ -252,6 +252,33 @@ fn a_scripted_run_gives_exact_values() {
             r#"redis_keeper_breaker_rejections_total{db="knowledge"}"#,
             1.0,
         ),
+        // Every other family, on main: nothing of it happened in the script.
+        (r#"redis_keeper_connections{db="main",state="idle"}"#, 0.0),
+        (
+            r#"redis_keeper_connections{db="main",state="connecting"}"#,
+            0.0,
+        ),
+        (
+            r#"redis_keeper_connections_closed_total{db="main",reason="broken"}"#,
+            0.0,
+        ),
+        (r#"redis_keeper_pool_waiters{db="main"}"#, 0.0),
+        (r#"redis_keeper_pool_wait_seconds_count{db="main"}"#, 0.0),
+        (r#"redis_keeper_idle_sweeps_total{db="main"}"#, 0.0),
+        (
+            r#"redis_keeper_health_checks_total{db="main",result="failed"}"#,
+            0.0,
+        ),
+        (r#"redis_keeper_subscribers{db="main"}"#, 0.0),
+        (
+            r#"redis_keeper_subscriber_messages_total{db="main",result="delivered"}"#,
+            0.0,
+        ),
+        (r#"redis_keeper_resubscriptions_total{db="main"}"#, 0.0),
+        (
+            r#"redis_keeper_command_duration_seconds_sum{db="main"}"#,
+            0.0,
+        ), // no virtual latency
         // The two failed `get`s: the refused connect, then the breaker's rejection.
         (
             r#"redis_keeper_checkout_errors_total{db="knowledge",kind="io"}"#,
@@ -297,6 +324,21 @@ fn a_scripted_run_gives_exact_values() {
         }
     }
     assert!(wrong.is_empty(), "{}\n\n{text}", wrong.join("\n"));
+    // Every family of the exposition has at least one exact value above (the start time is
+    // checked below: it is wall-clock time).
+    for family in text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .map(|l| l.split(' ').next().unwrap())
+        .filter(|f| *f != "redis_keeper_start_time_seconds")
+    {
+        assert!(
+            expected
+                .iter()
+                .any(|(series, _)| series.starts_with(family)),
+            "no expected value for {family}"
+        );
+    }
     // Cumulative buckets never decrease and end at the count.
     let buckets: Vec<f64> = m
         .iter()

@@ -259,3 +259,33 @@ fn giving_up_a_breaker_transition_and_an_auth_failure_are_events() {
         "the event names the failure, never the password: {fields}"
     );
 }
+
+#[test]
+fn a_resubscription_is_an_info_event_with_what_it_resubscribed() {
+    let events = recorded(KeeperConfig::default(), |w| {
+        let mut sub = w
+            .sim
+            .block_on(w.keeper.subscriber("notifications"))
+            .unwrap();
+        w.sim.block_on(async {
+            sub.subscribe(&["orders", "payments"]).await.unwrap();
+            sub.psubscribe("audit.*").await.unwrap();
+        });
+        w.redis.kill_all();
+        w.sim.run_for(Duration::from_secs(1));
+        assert_eq!(sub.resubscriptions(), 1);
+    });
+    let events = events.events.lock().unwrap();
+    let (level, fields) = events
+        .iter()
+        .find(|(_, f)| f.contains("resubscribed"))
+        .cloned()
+        .expect("a resubscription event");
+    assert_eq!(level, tracing::Level::INFO);
+    assert!(
+        fields.contains("db=notifications")
+            && fields.contains("channels=2")
+            && fields.contains("patterns=1"),
+        "{fields}"
+    );
+}
