@@ -107,6 +107,22 @@ pub enum ConfigError {
         /// Where both were found.
         origin: Origin,
     },
+    /// A database is given both a direct address and a Sentinel master, at the same layer (or
+    /// the address at a more specific one): it is one or the other.
+    #[error(
+        "database `{db}` is set both direct ({direct} in {direct_origin}) and through Sentinel \
+         (sentinel_master_name in {sentinel_origin}): use one"
+    )]
+    DirectAndSentinel {
+        /// The database.
+        db: String,
+        /// The direct key (`host`, `port`, `url`, `unix_socket_path`).
+        direct: String,
+        /// Where it was set.
+        direct_origin: Origin,
+        /// Where `sentinel_master_name` was set.
+        sentinel_origin: Origin,
+    },
     /// An environment variable starts with `REDIS_KEEPER_` but names no database or key.
     #[error("unknown environment variable {name}: no database or key matches")]
     UnknownEnvVar {

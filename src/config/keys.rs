@@ -23,6 +23,7 @@ use super::kinds::{
     read_checked, CertReqsName, Count, DbNumber, Flag, Host, JitterName, Kind, Limit, Number,
     Password, Period, Port, Seconds, Text,
 };
+use super::nodes::Nodes;
 #[cfg(test)]
 use super::table::default_doc;
 use super::table::{
@@ -86,6 +87,32 @@ config_keys! {
         /// The name sent in SNI and verified against the certificate, when it differs from
         /// `host` (e.g. connecting by address). Empty = `host`.
         tls_server_name: Text, Both, unset("`host`"), set tls_server_name(impl Into<String>);
+        /// Sentinel: the name of the master the sentinels watch (YAML `sentinel.master_name`).
+        /// Set = the database's master is found and followed through the sentinels, never
+        /// `host`/`port`/`url`/`unix_socket_path` (set at the same or a more specific layer:
+        /// an error naming both). Empty = none.
+        sentinel_master_name: Text, Both, unset("none (direct)"),
+            set sentinel_master_name(impl Into<String>);
+        /// Sentinel: the sentinels' `host:port` addresses, a YAML list or one comma-separated
+        /// string (YAML `sentinel.nodes`), at least one.
+        sentinel_nodes: Nodes, Both, unset("none"), set sentinel_nodes(Vec<String>);
+        /// Sentinel: ACL user for the sentinels, not the data nodes (YAML
+        /// `sentinel.username`). Empty = none.
+        sentinel_username: Text, Both, unset("none"), set sentinel_username(impl Into<String>);
+        /// Sentinel: password for the sentinels, not the data nodes (YAML
+        /// `sentinel.password`). Never printed. Empty = none.
+        sentinel_password: Password, Both, unset("none"),
+            set sentinel_password(impl Into<Secret>);
+        /// Sentinel: TLS to the sentinels, with the `ssl_*` files (YAML `sentinel.ssl`).
+        sentinel_ssl: Flag, Both, follows(ssl), set sentinel_ssl(bool);
+        /// Sentinel: how often the master's address is asked for, as a backstop to the
+        /// sentinels' events, > 0.
+        sentinel_poll_interval: Period, Both, value(secs(2)),
+            set sentinel_poll_interval(Duration);
+        /// Sentinel: the longest time commands wait while a failover the sentinels announced
+        /// is under way (then they go to the master the sentinels name).
+        sentinel_failover_hold: Seconds, Both, value(secs(5)),
+            set sentinel_failover_hold(Duration);
         /// Bound on shared + exclusive connections together, ≥ 1.
         max_connections: Count, Both, value(20), set max_connections(u32);
         /// Multiplexed connections shared by `get`, `1..=max_connections`.
@@ -243,6 +270,9 @@ pub(crate) struct YamlSink<'a> {
     /// Canonical key → the YAML name that set it.
     set_by: BTreeMap<&'static str, &'static str>,
     origin: &'a dyn Fn(&str) -> Origin,
+    /// The nested map being read (`sentinel`), whose keys are `<section>_<key>` in the table
+    /// and `<section>.<key>` in origins.
+    pub(crate) section: Option<&'static str>,
 }
 
 impl<'a> YamlSink<'a> {
@@ -253,6 +283,7 @@ impl<'a> YamlSink<'a> {
             seen: Vec::new(),
             set_by: BTreeMap::new(),
             origin,
+            section: None,
         }
     }
 
@@ -283,7 +314,12 @@ impl<'a> YamlSink<'a> {
         }
         *slot = Some(value);
         self.set_by.insert(key, name);
-        self.layer.record(key, (self.origin)(name));
+        let nested = self.section.and_then(|section| {
+            let rest = name.strip_prefix(section)?.strip_prefix('_')?;
+            Some(format!("{section}.{rest}"))
+        });
+        self.layer
+            .record(key, (self.origin)(nested.as_deref().unwrap_or(name)));
         Ok(())
     }
 }
@@ -305,6 +341,13 @@ const DOCUMENT_ROWS: &[[&str; 4]] = &[
         "Level filter for the keeper's own tracing events: `error`, `warn` (`warning`), `info`, \
          `debug`, `trace`, case-insensitive.",
         "`info`",
+    ],
+    [
+        "`sentinel`",
+        "top, db",
+        "Map `{master_name, nodes, username, password, ssl}`: the `sentinel_*` keys below, \
+         under one name (`sentinel.master_name` = `sentinel_master_name`).",
+        "none (direct)",
     ],
 ];
 

@@ -28,6 +28,8 @@ pub(crate) enum Yaml {
     Number,
     /// `true` or `false`.
     Bool,
+    /// A list of strings, or one string of comma-separated items.
+    List,
 }
 
 /// One YAML scalar, as the parser gave it.
@@ -99,6 +101,7 @@ impl<'de, K: Kind> Visitor<'de> for Read<K> {
             Yaml::Int => d.deserialize_i64(scalar),
             Yaml::Number => d.deserialize_any(scalar),
             Yaml::Bool => d.deserialize_bool(scalar),
+            Yaml::List => d.deserialize_any(scalar),
         }
         .map(Some)
     }
@@ -124,7 +127,7 @@ impl<K: Kind> ScalarOf<K> {
     }
 }
 
-impl<K: Kind> Visitor<'_> for ScalarOf<K> {
+impl<'de, K: Kind> Visitor<'de> for ScalarOf<K> {
     type Value = K::Value;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let what = match K::YAML {
@@ -132,6 +135,7 @@ impl<K: Kind> Visitor<'_> for ScalarOf<K> {
             Yaml::Int => "an integer",
             Yaml::Number => "a number",
             Yaml::Bool => "true or false",
+            Yaml::List => "a list of strings",
         };
         write!(f, "{what} for {}", self.0)
     }
@@ -149,6 +153,14 @@ impl<K: Kind> Visitor<'_> for ScalarOf<K> {
     }
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<K::Value, E> {
         self.read(Scalar::Bool(v))
+    }
+    /// A list reads as its items joined by commas (only [`Yaml::List`] kinds ask for one).
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<K::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<String>()? {
+            items.push(item);
+        }
+        self.read(Scalar::Str(&items.join(",")))
     }
 }
 

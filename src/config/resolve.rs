@@ -9,6 +9,8 @@ use super::env::{self, EnvSource, ProcessEnv};
 use super::keys::{defaults, Layer, Origins, Partial, Values};
 use super::kinds::Kind;
 use super::names::{check_name, env_form};
+use super::nodes::parse_node;
+use super::sentinel::SentinelSettings;
 use super::settings::{
     BreakerSettings, DatabaseSettings, IdleSettings, ReadinessSettings, ResolvedConfig,
     RetrySettings,
@@ -73,9 +75,13 @@ impl KeeperConfig {
                     .filter(|(n, _)| n == name)
                     .map(|(_, l)| (l, true)),
             );
+            let mut shape = BackendShape::default();
             for (layer, per_database) in stack {
-                merged.overlay(&*with_url(layer, per_database)?, &mut origins);
+                let layer = with_url(layer, per_database)?;
+                shape.see(&layer);
+                merged.overlay(&layer, &mut origins);
             }
+            shape.check(name)?;
             databases.insert(
                 name.clone(),
                 finalize(name, &merged, &origins, &mut tls_cache)?,
@@ -187,21 +193,43 @@ fn finalize(
         Some(path) => Endpoint::unix(path),
         None => Endpoint::tcp(v.host, v.port),
     };
-    let tls = TlsKeys {
-        ssl: v.ssl,
-        ca_certs: v.ssl_ca_certs,
-        certfile: v.ssl_certfile,
-        keyfile: v.ssl_keyfile,
+    let tls_keys = |ssl: bool| TlsKeys {
+        ssl,
+        ca_certs: v.ssl_ca_certs.clone(),
+        certfile: v.ssl_certfile.clone(),
+        keyfile: v.ssl_keyfile.clone(),
         cert_reqs: v.ssl_cert_reqs,
-        server_name: v.tls_server_name,
-    }
-    .settings(&endpoint, &bad, tls_cache)?;
+        server_name: v.tls_server_name.clone(),
+    };
+    let sentinel = match v.sentinel_master_name.filter(|m| !m.is_empty()) {
+        None => None,
+        Some(master_name) => {
+            let nodes = v
+                .sentinel_nodes
+                .ok_or_else(|| bad("sentinel_nodes", "missing: the sentinels to ask"))?
+                .iter()
+                .map(|n| parse_node(n).map_err(|why| bad("sentinel_nodes", &why)))
+                .collect::<Result<Vec<_>, _>>()?;
+            Some(SentinelSettings {
+                master_name,
+                tls: tls_keys(v.sentinel_ssl).settings(&nodes[0], &bad, tls_cache)?,
+                nodes,
+                username: v.sentinel_username.filter(|u| !u.is_empty()),
+                password: v.sentinel_password.filter(|s| !s.is_empty()),
+                poll_interval: v.sentinel_poll_interval,
+                failover_hold: v.sentinel_failover_hold,
+                master_name_origin: origins.get("sentinel_master_name"),
+            })
+        }
+    };
+    let tls = tls_keys(v.ssl).settings(&endpoint, &bad, tls_cache)?;
     Ok(DatabaseSettings {
         name: name.to_owned(),
         db,
         description: v.description,
         endpoint,
         tls,
+        sentinel,
         username: v.username.filter(|u| !u.is_empty()),
         password: v.password.filter(|s| !s.is_empty()),
         max_connections: v.max_connections,
@@ -244,6 +272,62 @@ fn finalize(
         pool_wait_timeout: v.pool_wait_timeout,
         log_commands: v.log_commands,
     })
+}
+
+/// Whether a database is direct or Sentinel-backed, as the layers stack up: the more specific
+/// layer decides; one layer that says both is an error.
+#[derive(Default)]
+struct BackendShape {
+    /// The layer (its index) that set a non-empty `sentinel_master_name` last, and where.
+    sentinel: Option<(usize, Origin)>,
+    /// The layer that set a direct key last, the key and where.
+    direct: Option<(usize, &'static str, Origin)>,
+    layers: usize,
+}
+
+impl BackendShape {
+    /// Notes what one layer (its URL already read into its parts) sets.
+    fn see(&mut self, layer: &Layer) {
+        let at = self.layers;
+        self.layers += 1;
+        let v = &layer.values;
+        let direct = if v.url.as_ref().is_some_and(|u| !u.is_empty()) {
+            Some("url")
+        } else if v.host.is_some() {
+            Some("host")
+        } else if v.port.is_some() {
+            Some("port")
+        } else {
+            v.unix_socket_path
+                .as_ref()
+                .filter(|p| !p.is_empty())
+                .map(|_| "unix_socket_path")
+        };
+        if let Some(key) = direct {
+            self.direct = Some((at, key, layer.origin_of(key)));
+        }
+        match v.sentinel_master_name.as_deref() {
+            Some("") => self.sentinel = None,
+            Some(_) => self.sentinel = Some((at, layer.origin_of("sentinel_master_name"))),
+            None => {}
+        }
+    }
+
+    /// A direct key at the same layer as the Sentinel master, or a more specific one, is an
+    /// error naming both.
+    fn check(&self, db: &str) -> Result<(), ConfigError> {
+        match (&self.sentinel, &self.direct) {
+            (Some((s, sentinel_origin)), Some((d, key, direct_origin))) if d >= s => {
+                Err(ConfigError::DirectAndSentinel {
+                    db: db.to_owned(),
+                    direct: (*key).to_owned(),
+                    direct_origin: direct_origin.clone(),
+                    sentinel_origin: sentinel_origin.clone(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// `layer` with its `url` (if set and not empty) read as the keys it stands for, at the same

@@ -20,18 +20,22 @@ use tracing::level_filters::LevelFilter;
 use super::keys::{read_yaml, Layer, YamlSink, ALIASES, KEYS};
 use super::kinds::parsed;
 use super::names::{check_name, env_form};
+use super::sentinel::SentinelSeed;
 use super::settings::parse_log_level;
 use super::table::Level;
 use super::{ConfigError, Origin, RedisDatabase};
 
 /// The map keys of the top level that are not per-database settings.
-const TOP_ONLY: &[&str] = &["log_level", "redis_databases", "databases"];
+const TOP_ONLY: &[&str] = &["log_level", "redis_databases", "databases", "sentinel"];
+
+/// The nested maps a database entry may hold.
+const DB_MAPS: &[&str] = &["sentinel"];
 
 /// The key name `name` as the table spells it, if it may appear at `level`.
 fn known_name(name: &str, level: Level) -> Option<&'static str> {
     let extras = match level {
         Level::Top => TOP_ONLY,
-        Level::Db => &[],
+        Level::Db => DB_MAPS,
     };
     KEYS.iter()
         .filter(|k| k.scope.allows(level))
@@ -63,9 +67,11 @@ impl Visitor<'_> for KeyName {
                 .filter(|k| k.scope.allows(self.0))
                 .map(|k| k.name)
                 .collect();
-            if self.0 == Level::Top {
-                expected.extend(TOP_ONLY);
-            }
+            expected.extend(if self.0 == Level::Top {
+                TOP_ONLY
+            } else {
+                DB_MAPS
+            });
             E::custom(format!(
                 "unknown field `{}`, expected one of `{}`",
                 name.escape_debug(),
@@ -136,6 +142,13 @@ impl<'de> Visitor<'de> for TopSeed<'_> {
                         map_key: key,
                     })?;
                     top.databases = Some((key, entries));
+                }
+                "sentinel" => {
+                    sink.first_time(key)?;
+                    map.next_value_seed(SentinelSeed {
+                        level: Level::Top,
+                        sink: &mut sink,
+                    })?;
                 }
                 _ => {
                     if !read_yaml(key, Level::Top, &mut map, &mut sink)? {
@@ -264,6 +277,14 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
         let origin = yaml_origin(self.source_name, self.prefix);
         let mut sink = YamlSink::new(&origin);
         while let Some(key) = map.next_key_seed(KeyName(Level::Db))? {
+            if key == "sentinel" {
+                sink.first_time(key)?;
+                map.next_value_seed(SentinelSeed {
+                    level: Level::Db,
+                    sink: &mut sink,
+                })?;
+                continue;
+            }
             if !read_yaml(key, Level::Db, &mut map, &mut sink)? {
                 return Err(de::Error::custom(format!("unknown field `{key}`")));
             }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tracing::level_filters::LevelFilter;
 
-use super::{ConfigError, Jitter, RedisDatabase, Secret, TlsSettings};
+use super::{ConfigError, Jitter, RedisDatabase, Secret, SentinelSettings, TlsSettings};
 use crate::seams::{Endpoint, TcpOptions};
 
 /// Parses a log level: `error`, `warn` (or Python's `warning`), `info`, `debug`, `trace`,
@@ -122,6 +122,9 @@ pub struct DatabaseSettings {
     pub tcp: TcpOptions,
     /// TLS, when YAML `ssl` is on (or the URL is `rediss://`). Default: none (plaintext).
     pub tls: Option<TlsSettings>,
+    /// Redis Sentinel, when YAML `sentinel.master_name` is set: the master is found and
+    /// followed through the sentinels instead of `host`/`port`. Default: none (direct).
+    pub sentinel: Option<SentinelSettings>,
     /// Background PING period, > 0. YAML `health_check_interval`. Default: 30 s.
     pub health_check_interval: Duration,
     /// A connection idle longer than this is validated (PING) on checkout.

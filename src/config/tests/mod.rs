@@ -9,6 +9,7 @@ use super::*;
 
 mod discovery;
 mod layering;
+mod sentinel;
 #[cfg(feature = "tls")]
 mod tls;
 mod urls;
