@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::config::{EnvSource, KeeperConfig, ProcessEnv, ServiceRegistry};
-use crate::database::Database;
+use crate::database::{Database, SentinelBackends};
 use crate::error::Error;
 use crate::keeper::Keeper;
 use crate::rng::Rng;
@@ -98,6 +98,7 @@ impl KeeperBuilder {
             Some(seed) => Rng::new(seed),
             None => Rng::from_entropy(),
         };
+        let mut sentinels = SentinelBackends::default();
         let databases: BTreeMap<String, Arc<Database>> = resolved
             .databases()
             .map(|settings| {
@@ -108,6 +109,7 @@ impl KeeperBuilder {
                         runtime.clone(),
                         rng.fork(),
                         resolved.log_level,
+                        &mut sentinels,
                     ),
                 )
             })

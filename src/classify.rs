@@ -31,6 +31,7 @@ pub fn classify(err: &RedisError) -> FailureKind {
         ErrorKind::Server(ServerErrorKind::TryAgain) => FailureKind::TryAgain,
         ErrorKind::Server(ServerErrorKind::MasterDown) => FailureKind::MasterDown,
         ErrorKind::Server(ServerErrorKind::NoPerm) => FailureKind::Auth,
+        ErrorKind::Server(ServerErrorKind::ReadOnly) => FailureKind::ReadOnly,
         ErrorKind::Extension => match err.code() {
             Some("NOAUTH" | "WRONGPASS") => FailureKind::Auth,
             Some("LOADING") => FailureKind::Loading,
@@ -103,6 +104,7 @@ mod tests {
             (server("LOADING"), FailureKind::Loading),
             (server("TRYAGAIN"), FailureKind::TryAgain),
             (server("MASTERDOWN"), FailureKind::MasterDown),
+            (server("READONLY"), FailureKind::ReadOnly),
             (server("NOAUTH"), FailureKind::Auth),
             (server("WRONGPASS"), FailureKind::Auth),
             (server("NOPERM"), FailureKind::Auth),

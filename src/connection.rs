@@ -7,7 +7,7 @@ use std::sync::Arc;
 use redis::aio::ConnectionLike;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 
-use crate::database::{BlockTime, CommandKind, Database, RedisConn};
+use crate::database::{all_readonly, BlockTime, CommandKind, Database, RedisConn};
 use crate::error::Error;
 use crate::pool::Lease;
 use crate::stats::DbCounters;
@@ -145,38 +145,53 @@ impl PooledConnection {
         }
     }
 
+    /// Runs `req` under the database's policies. For a Sentinel-backed database it first
+    /// waits out a failover hold, and a request every reply of which is `READONLY` (it reached
+    /// a stale master, nothing ran) is sent once more, to the master the sentinels name now;
+    /// a second `READONLY` is the reply.
     async fn run(&mut self, req: CommandKind<'_>) -> Result<crate::database::Reply, Error> {
-        let db = &self.db;
-        if db.is_closed() {
-            return Err(db.failed(Error::Closed));
+        if self.db.is_closed() {
+            return Err(self.db.failed(Error::Closed));
         }
+        self.db.await_master().await;
+        let reply = self.run_once(req).await?;
+        if !all_readonly(&reply) || !self.db.readonly_seen() || !self.can_resend() {
+            return Ok(reply);
+        }
+        self.db.await_master().await;
+        self.run_once(req).await
+    }
+
+    /// Whether a request refused with `READONLY` may go again on another connection: not on
+    /// an exclusive handle whose state (a transaction, WATCH, SELECT) lives on this one.
+    fn can_resend(&self) -> bool {
+        match &self.handle {
+            Handle::Shared => true,
+            Handle::Exclusive(ex) => !ex.session.holds_state(),
+        }
+    }
+
+    async fn run_once(&mut self, req: CommandKind<'_>) -> Result<crate::database::Reply, Error> {
+        let db = &self.db;
         match &mut self.handle {
             Handle::Shared => {
                 refuse_on_shared(req)?;
-                // Spread requests over the database's shared connections; replace a broken one.
-                let conn = match db.pick_ready_shared() {
-                    Some(conn) => conn,
-                    // Boxed: the rare (re)connect would otherwise size every command's future.
-                    None => Box::pin(db.shared_connection())
-                        .await
-                        .map_err(|e| db.failed(e))?,
-                };
-                let mut mc = conn.conn().multiplexed().clone();
-                db.execute(conn.conn().link(), &mut mc, req, BlockTime::None)
-                    .await
-                    .map_err(|e| {
-                        if e.poisoned {
-                            conn.mark_broken();
-                        }
-                        e.error
-                    })
+                // Once more if the master moved between the pick and the send (not sent).
+                let mut result = Self::run_shared(db, req).await;
+                if matches!(result, Err(Error::MasterChanged { .. })) {
+                    result = Self::run_shared(db, req).await;
+                }
+                result
             }
             Handle::Exclusive(ex) => {
                 refuse_subscribe(req)?;
-                if ex.session.in_flight && ex.lease.conn_mut().link().is_closed() {
+                let link = ex.lease.conn_mut().link();
+                let cancelled = ex.session.in_flight && link.is_closed();
+                if cancelled || link.is_stale() {
                     // The last command's future was dropped while it blocked, which closed the
-                    // connection: carry on with a fresh one, unless state was lost with it.
-                    Box::pin(ex.replace_cancelled(db))
+                    // connection, or the master moved: carry on with a fresh connection, unless
+                    // state was lost with it.
+                    Box::pin(ex.replace(db, cancelled))
                         .await
                         .map_err(|e| db.failed(e))?;
                 }
@@ -195,15 +210,45 @@ impl PooledConnection {
             }
         }
     }
+
+    /// One request on a shared connection: spread over the database's shared connections,
+    /// replacing a broken one.
+    async fn run_shared(
+        db: &Arc<Database>,
+        req: CommandKind<'_>,
+    ) -> Result<crate::database::Reply, Error> {
+        let conn = match db.pick_ready_shared() {
+            Some(conn) => conn,
+            // Boxed: the rare (re)connect would otherwise size every command's future.
+            None => Box::pin(db.shared_connection())
+                .await
+                .map_err(|e| db.failed(e))?,
+        };
+        let mut mc = conn.conn().multiplexed().clone();
+        db.execute(conn.conn().link(), &mut mc, req, BlockTime::None)
+            .await
+            .map_err(|e| {
+                if e.poisoned {
+                    conn.mark_broken();
+                }
+                e.error
+            })
+    }
 }
 
 impl Exclusive {
-    /// Replaces a connection closed under a cancelled blocking command with a fresh one from
-    /// the pool. A transaction, WATCH, SELECT or other state on the closed connection is gone:
-    /// then the handle fails instead, since carrying on would run commands without it.
-    async fn replace_cancelled(&mut self, db: &Arc<Database>) -> Result<(), Error> {
+    /// Replaces a connection closed under a cancelled blocking command (`cancelled`), or one
+    /// to a master that moved, with a fresh one from the pool. A transaction, WATCH, SELECT or
+    /// other state on the old connection is gone: then the handle fails instead, since carrying
+    /// on would run commands without it.
+    async fn replace(&mut self, db: &Arc<Database>, cancelled: bool) -> Result<(), Error> {
         self.lease.discard();
         if self.session.holds_state() {
+            if !cancelled {
+                return Err(Error::MasterChanged {
+                    db: db.name().to_owned(),
+                });
+            }
             return Err(Error::Redis(redis::RedisError::from(std::io::Error::new(
                 std::io::ErrorKind::ConnectionAborted,
                 format!(
@@ -416,144 +461,4 @@ fn upper_in<'b>(name: &[u8], buf: &'b mut [u8; NAME_BUF]) -> Option<&'b str> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shared_refuses_state_changing_commands_and_allows_the_rest() {
-        for c in ["SELECT", "watch", "MULTI", "BLPOP", "AUTH"] {
-            let cmd = redis::cmd(c);
-            let err = refuse_on_shared(CommandKind::Single(&cmd)).unwrap_err();
-            assert!(matches!(err, Error::NeedsExclusive { .. }), "{c}: {err}");
-            assert!(err.to_string().contains("get_exclusive"), "{c}: {err}");
-        }
-        for c in ["SUBSCRIBE", "psubscribe", "SSUBSCRIBE"] {
-            let cmd = redis::cmd(c);
-            for err in [
-                refuse_on_shared(CommandKind::Single(&cmd)).unwrap_err(),
-                refuse_subscribe(CommandKind::Single(&cmd)).unwrap_err(),
-            ] {
-                assert!(matches!(err, Error::NeedsSubscriber { .. }), "{c}: {err}");
-                assert!(err.to_string().contains("subscriber"), "{c}: {err}");
-            }
-        }
-        assert!(refuse_subscribe(CommandKind::Single(&redis::cmd("BLPOP"))).is_ok());
-        let mut setname = redis::cmd("CLIENT");
-        setname.arg("SETNAME").arg("x");
-        assert!(refuse_on_shared(CommandKind::Single(&setname)).is_err());
-        let mut id = redis::cmd("CLIENT");
-        id.arg("ID");
-        assert!(refuse_on_shared(CommandKind::Single(&id)).is_ok());
-        let mut xread = redis::cmd("XREAD");
-        xread.arg("BLOCK").arg(0).arg("STREAMS").arg("s").arg("$");
-        assert!(refuse_on_shared(CommandKind::Single(&xread)).is_err());
-        let mut get = redis::cmd("GET");
-        get.arg("k");
-        assert!(refuse_on_shared(CommandKind::Single(&get)).is_ok());
-        let mut p = redis::pipe();
-        p.set("a", 1).cmd("SELECT").arg(2);
-        assert!(refuse_on_shared(CommandKind::Pipeline(&p, 0, 2)).is_err());
-    }
-
-    #[test]
-    fn every_refused_name_is_within_the_length_prefilter() {
-        let names = [
-            "SELECT",
-            "WATCH",
-            "UNWATCH",
-            "MULTI",
-            "EXEC",
-            "DISCARD",
-            "SUBSCRIBE",
-            "PSUBSCRIBE",
-            "SSUBSCRIBE",
-            "UNSUBSCRIBE",
-            "PUNSUBSCRIBE",
-            "SUNSUBSCRIBE",
-            "MONITOR",
-            "BLPOP",
-            "BRPOP",
-            "BRPOPLPUSH",
-            "BLMOVE",
-            "BLMPOP",
-            "BZPOPMIN",
-            "BZPOPMAX",
-            "BZMPOP",
-            "WAIT",
-            "WAITAOF",
-            "AUTH",
-            "HELLO",
-            "RESET",
-            "QUIT",
-            "READONLY",
-            "READWRITE",
-            "ASKING",
-        ];
-        for name in names {
-            assert!(REFUSED_LEN.contains(&name.len()), "{name}");
-            let cmd = redis::cmd(&name.to_lowercase());
-            assert!(
-                refuse_on_shared(CommandKind::Single(&cmd)).is_err(),
-                "{name}"
-            );
-        }
-        let mut setname = redis::cmd("client");
-        setname.arg("setname").arg("x");
-        let mut xread = redis::cmd("XREADGROUP");
-        xread.arg("GROUP").arg("g").arg("c").arg("BLOCK").arg(0);
-        for cmd in [setname, xread] {
-            assert!(refuse_on_shared(CommandKind::Single(&cmd)).is_err());
-        }
-        for allowed in [
-            "GET",
-            "SET",
-            "DEL",
-            "INCR",
-            "EXPIRE",
-            "ZRANGEBYSCORE",
-            "CLIENTS",
-        ] {
-            let cmd = redis::cmd(allowed);
-            assert!(
-                refuse_on_shared(CommandKind::Single(&cmd)).is_ok(),
-                "{allowed}"
-            );
-        }
-    }
-
-    #[test]
-    fn session_tracks_state_that_forbids_reuse() {
-        let mut s = Session::default();
-        assert!(s.is_clean());
-        s.observe(b"watch", Some(b"k"));
-        assert!(!s.is_clean());
-        s.observe(b"EXEC", None);
-        assert!(s.is_clean());
-        s.observe(b"client", Some(b"id"));
-        s.observe(b"CLIENT", Some(b"INFO"));
-        assert!(
-            s.is_clean(),
-            "CLIENT ID and INFO leave the connection as it was"
-        );
-        s.observe(b"CLIENT", Some(b"setname"));
-        assert!(!s.is_clean());
-        let mut s = Session::default();
-        s.observe(b"SELECT", Some(b"3"));
-        assert!(!s.is_clean());
-    }
-
-    #[test]
-    fn an_atomic_pipeline_ends_the_watch_it_follows() {
-        let mut s = Session::default();
-        observe_commands(&mut s, CommandKind::Single(redis::cmd("WATCH").arg("k")));
-        assert!(!s.is_clean(), "watching");
-        let mut tx = redis::pipe();
-        tx.atomic().set("k", 1).incr("n", 1);
-        observe_commands(&mut s, CommandKind::Pipeline(&tx, 3, 1));
-        assert!(s.is_clean(), "the atomic pipeline's EXEC ended the WATCH");
-        let mut plain = redis::pipe();
-        plain.cmd("WATCH").arg("k").set("k", 2);
-        observe_commands(&mut s, CommandKind::Pipeline(&plain, 0, 2));
-        assert!(!s.is_clean(), "a plain pipeline's WATCH stays open");
-    }
-}
+mod tests;

@@ -107,6 +107,18 @@ pub enum Error {
     /// A blocking call was made from inside an async task, where it would stall the executor.
     #[error("blocking call made from inside an async runtime: use the async API there")]
     BlockingInAsync,
+    /// The master of a Sentinel-backed database moved (a failover) before the command was
+    /// sent on this handle's connection to the old master: it was not sent. A shared handle
+    /// and a clean exclusive one carry on with the new master by themselves; this comes from an
+    /// exclusive handle whose transaction, WATCH or SELECT state stayed on the old master.
+    #[error(
+        "the master of database `{db}` moved (a Sentinel failover): the command was not sent; \
+         this connection's transaction, WATCH or SELECT state is gone: get a new connection"
+    )]
+    MasterChanged {
+        /// The database.
+        db: String,
+    },
     /// The Keeper was closed.
     #[error("the keeper is closed")]
     Closed,
@@ -211,6 +223,7 @@ impl Error {
             Self::PoolTimeout { .. }
             | Self::CircuitOpen { .. }
             | Self::NotReady { .. }
+            | Self::MasterChanged { .. }
             | Self::Connect { .. } => true,
             Self::Redis(source) => crate::classify::classify(source).is_retryable(),
             _ => false,
@@ -276,6 +289,7 @@ impl Error {
                 command: command.clone(),
             },
             Self::BlockingInAsync => Self::BlockingInAsync,
+            Self::MasterChanged { db } => Self::MasterChanged { db: db.clone() },
             Self::Closed => Self::Closed,
             Self::GlobalAlreadySet => Self::GlobalAlreadySet,
             Self::Redis(e) => Self::Redis(e.clone()),
@@ -291,9 +305,9 @@ impl Error {
     pub(crate) fn into_redis(self) -> redis::RedisError {
         match self {
             Self::Redis(e) => e,
-            Self::Connect { source, .. } | Self::Auth { source, .. } | Self::Tls { source, .. } => {
-                source
-            }
+            // A ROLE mismatch is the crate's finding, not redis-rs's: it travels inside.
+            Self::Connect { source, kind, .. } if kind != FailureKind::RoleMismatch => source,
+            Self::Auth { source, .. } | Self::Tls { source, .. } => source,
             other => {
                 let kind = if other.is_timeout() {
                     std::io::ErrorKind::TimedOut

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::config::DatabaseSettings;
 use crate::connection::PooledConnection;
-use crate::database::{spawn_background, Database};
+use crate::database::{spawn_background, spawn_watcher, Database};
 use crate::error::Error;
 use crate::policy::HealthState;
 use crate::pool::PoolStats;
@@ -103,10 +103,19 @@ impl Keeper {
         background: bool,
     ) -> Keeper {
         let tasks = if background {
-            databases
+            let mut tasks: Vec<AbortHandle> = databases
                 .values()
                 .map(|db| spawn_background(db.clone()))
-                .collect()
+                .collect();
+            // One watcher per Sentinel master, however many databases it serves.
+            let mut masters: Vec<Arc<_>> = Vec::new();
+            for backend in databases.values().filter_map(|db| db.sentinel_backend()) {
+                if !masters.iter().any(|m| Arc::ptr_eq(m, &backend)) {
+                    masters.push(backend);
+                }
+            }
+            tasks.extend(masters.into_iter().map(spawn_watcher));
+            tasks
         } else {
             Vec::new()
         };

@@ -79,6 +79,6 @@ pub use policy::HealthState;
 pub use pool::PoolStats;
 pub use rng::Rng;
 #[cfg(any(feature = "tokio", feature = "smol"))]
-pub use stats::{BreakerStats, DatabaseStats, ErrorLabel, ManagerStats};
+pub use stats::{BreakerStats, DatabaseStats, ErrorLabel, ManagerStats, SentinelStats};
 #[cfg(any(feature = "tokio", feature = "smol"))]
 pub use subscriber::{BlockingSubscriber, Subscriber};

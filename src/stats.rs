@@ -18,7 +18,7 @@ use crate::pool::PoolStats;
 /// ```
 /// use redis_keeper::ErrorLabel;
 /// assert_eq!(ErrorLabel::ResponseTimeout.as_str(), "response_timeout");
-/// assert_eq!(ErrorLabel::ALL.len(), 14);
+/// assert_eq!(ErrorLabel::ALL.len(), 16);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
@@ -45,6 +45,10 @@ pub enum ErrorLabel {
     CircuitOpen,
     /// Any other error reply (`WRONGTYPE`, `ERR …`).
     Server,
+    /// `READONLY`: a replica (a stale master after a failover) refused a write.
+    ReadOnly,
+    /// A server a Sentinel named as the master was not one (`ROLE`).
+    RoleMismatch,
     /// No pooled connection became free in time.
     PoolTimeout,
     /// The Keeper was closed.
@@ -55,7 +59,7 @@ pub enum ErrorLabel {
 
 impl ErrorLabel {
     /// Every label, in order.
-    pub const ALL: [ErrorLabel; 14] = [
+    pub const ALL: [ErrorLabel; 16] = [
         Self::Io,
         Self::ConnectTimeout,
         Self::ResponseTimeout,
@@ -67,6 +71,8 @@ impl ErrorLabel {
         Self::Tls,
         Self::CircuitOpen,
         Self::Server,
+        Self::ReadOnly,
+        Self::RoleMismatch,
         Self::PoolTimeout,
         Self::Closed,
         Self::Other,
@@ -86,6 +92,8 @@ impl ErrorLabel {
             Self::Tls => "tls",
             Self::CircuitOpen => "circuit_open",
             Self::Server => "server",
+            Self::ReadOnly => "readonly",
+            Self::RoleMismatch => "role_mismatch",
             Self::PoolTimeout => "pool_timeout",
             Self::Closed => "closed",
             Self::Other => "other",
@@ -122,8 +130,45 @@ impl From<FailureKind> for ErrorLabel {
             FailureKind::Tls => Self::Tls,
             FailureKind::CircuitOpen => Self::CircuitOpen,
             FailureKind::Server => Self::Server,
+            FailureKind::ReadOnly => Self::ReadOnly,
+            FailureKind::RoleMismatch => Self::RoleMismatch,
         }
     }
+}
+
+/// The Sentinel side of a Sentinel-backed database, as a snapshot
+/// ([`DatabaseStats::sentinel`]).
+///
+/// ```
+/// let s = redis_keeper::SentinelStats::default();
+/// assert_eq!(s.switches, 0);
+/// assert!(s.master.is_none());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct SentinelStats {
+    /// The master's name in the sentinels' configuration.
+    pub master_name: String,
+    /// Where the master is, as last learnt (`host:port`); none before the first lookup or
+    /// after a `ROLE` mismatch or `READONLY` until the sentinels are asked again. In the
+    /// snapshot only, never a metric label.
+    pub master: Option<String>,
+    /// Times the master moved (a new address from an event, a poll or a lookup).
+    pub switches: u64,
+    /// Lookups the sentinels answered with an address.
+    pub lookups: u64,
+    /// Lookups no sentinel answered (or none knew the master).
+    pub lookup_failures: u64,
+    /// New connections whose server did not answer `ROLE` as the master.
+    pub role_mismatches: u64,
+    /// `READONLY` replies (a stale master that became a replica).
+    pub readonly_replies: u64,
+    /// Failover holds: announcements of a failover that made commands wait.
+    pub holds: u64,
+    /// Whether commands hold now.
+    pub holding: bool,
+    /// The sentinels known (configured, plus those they named).
+    pub sentinels: usize,
 }
 
 /// The circuit breaker of one database, as a snapshot.
@@ -212,6 +257,8 @@ pub struct DatabaseStats {
     pub pool: PoolStats,
     /// The circuit breaker.
     pub breaker: BreakerStats,
+    /// Sentinel: where the master is and how it moved; none for a direct database.
+    pub sentinel: Option<SentinelStats>,
     /// Failed operations by what they met ([`ErrorLabel`] names), the labels with none left out.
     pub failures_by_kind: BTreeMap<&'static str, u64>,
     /// Failed checkouts (`get`, `get_exclusive` and their blocking twins) by what they met: no

@@ -84,6 +84,8 @@ fn check_labels(text: &str, databases: &[String]) {
         "tls",
         "circuit_open",
         "server",
+        "readonly",
+        "role_mismatch",
         "pool_timeout",
         "closed",
         "other",

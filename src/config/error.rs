@@ -120,8 +120,8 @@ pub enum ConfigError {
         direct: String,
         /// Where it was set.
         direct_origin: Origin,
-        /// Where `sentinel_master_name` was set.
-        sentinel_origin: Origin,
+        /// Where `sentinel_master_name` was set (boxed: keeps the error small).
+        sentinel_origin: Box<Origin>,
     },
     /// An environment variable starts with `REDIS_KEEPER_` but names no database or key.
     #[error("unknown environment variable {name}: no database or key matches")]

@@ -322,7 +322,7 @@ impl BackendShape {
                     db: db.to_owned(),
                     direct: (*key).to_owned(),
                     direct_origin: direct_origin.clone(),
-                    sentinel_origin: sentinel_origin.clone(),
+                    sentinel_origin: Box::new(sentinel_origin.clone()),
                 })
             }
             _ => Ok(()),

@@ -4,21 +4,33 @@
 //! resolution changes (a Sentinel failover, later), the epoch is bumped and every connection
 //! of the old one is replaced.
 //!
-//! Today the only backend is [`Backend::Direct`]; TLS, Sentinel and Cluster add variants here.
+//! [`Backend::Direct`] is one fixed server; [`Backend::Sentinel`] is the master the sentinels
+//! name (unknown until they are asked); Cluster adds a variant here.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use super::sentinel::SentinelBackend;
 use crate::seams::Endpoint;
 
 /// What a database connects to.
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Backend {
     /// One server at a fixed endpoint.
     Direct {
         /// Where it listens.
         endpoint: Endpoint,
     },
+    /// The master a set of sentinels names; its epoch is the binding's.
+    Sentinel(Arc<SentinelBackend>),
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Direct { endpoint } => write!(f, "Direct({endpoint})"),
+            Self::Sentinel(s) => write!(f, "Sentinel({})", s.settings().master_name),
+        }
+    }
 }
 
 /// A backend resolved for one connection attempt.
@@ -38,21 +50,31 @@ pub(crate) struct Binding {
 }
 
 impl Binding {
-    /// `backend` in epoch 0.
-    pub(crate) fn new(backend: Backend) -> Self {
-        Self {
-            backend,
-            epoch: Arc::new(AtomicU64::new(0)),
+    /// `backend` in `epoch` (a Sentinel backend bumps the same one).
+    pub(crate) fn new(backend: Backend, epoch: Arc<AtomicU64>) -> Self {
+        Self { backend, epoch }
+    }
+
+    /// Where the next connection goes, and in which epoch; while a Sentinel master is not
+    /// known, the backend to ask.
+    pub(crate) fn resolve(&self) -> Result<Resolved, &Arc<SentinelBackend>> {
+        match &self.backend {
+            Backend::Direct { endpoint } => Ok(Resolved {
+                endpoint: endpoint.clone(),
+                epoch: self.epoch.load(Ordering::Acquire),
+            }),
+            Backend::Sentinel(s) => s
+                .target()
+                .map(|(endpoint, epoch)| Resolved { endpoint, epoch })
+                .ok_or(s),
         }
     }
 
-    /// Where the next connection goes, and in which epoch.
-    pub(crate) fn resolve(&self) -> Resolved {
+    /// The Sentinel backend, if this is one.
+    pub(crate) fn sentinel(&self) -> Option<&Arc<SentinelBackend>> {
         match &self.backend {
-            Backend::Direct { endpoint } => Resolved {
-                endpoint: endpoint.clone(),
-                epoch: self.epoch.load(Ordering::Acquire),
-            },
+            Backend::Sentinel(s) => Some(s),
+            Backend::Direct { .. } => None,
         }
     }
 
@@ -73,14 +95,20 @@ mod tests {
 
     #[test]
     fn a_direct_backend_resolves_to_its_endpoint_in_the_current_epoch() {
-        let b = Binding::new(Backend::Direct {
-            endpoint: Endpoint::tcp("127.0.0.1", 6379),
-        });
+        let b = Binding::new(
+            Backend::Direct {
+                endpoint: Endpoint::tcp("127.0.0.1", 6379),
+            },
+            Arc::new(AtomicU64::new(0)),
+        );
         let current = b.current();
-        assert_eq!(b.resolve().epoch, 0);
-        assert_eq!(b.resolve().endpoint.to_string(), "127.0.0.1:6379");
+        let Ok(resolved) = b.resolve() else {
+            panic!("a direct backend always resolves")
+        };
+        assert_eq!(resolved.epoch, 0);
+        assert_eq!(resolved.endpoint.to_string(), "127.0.0.1:6379");
         assert_eq!(b.bump_epoch(), 1);
-        assert_eq!(b.resolve().epoch, 1);
+        assert_eq!(b.resolve().map(|r| r.epoch).ok(), Some(1));
         assert_eq!(
             current.load(Ordering::Acquire),
             1,

@@ -89,6 +89,16 @@ impl Database {
                     });
                 }
             }
+            if link.is_stale() {
+                // The master moved (a Sentinel switch) since this connection was picked: it
+                // goes to the old master, so the request is not sent on it.
+                return Err(CommandError {
+                    error: Error::MasterChanged {
+                        db: self.name().to_owned(),
+                    },
+                    poisoned: true,
+                });
+            }
             let permit = self.admission().permit().map_err(|e| self.failed(e))?;
             let started = self.now();
             let result = match block {
@@ -267,6 +277,19 @@ impl Drop for CloseUnlessAnswered<'_> {
 
 fn loading_value(v: &Value) -> bool {
     matches!(v, Value::ServerError(e) if e.code() == "LOADING")
+}
+
+fn readonly_value(v: &Value) -> bool {
+    matches!(v, Value::ServerError(e) if e.code() == "READONLY")
+}
+
+/// Every reply is `-READONLY`: the server is a replica and nothing was executed, so sending
+/// again (to the master) is safe. A pipeline with any other reply is not: it ran in part.
+pub(crate) fn all_readonly(reply: &Reply) -> bool {
+    match reply {
+        Reply::One(v) => readonly_value(v),
+        Reply::Many(vs) => !vs.is_empty() && vs.iter().all(readonly_value),
+    }
 }
 
 /// Every reply is `-LOADING`: nothing was executed, so sending again is safe.

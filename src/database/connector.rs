@@ -3,6 +3,7 @@
 //! `LOADING`, and the PING that validates a connection.
 
 use std::io;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -11,12 +12,13 @@ use redis::AsyncConnectionConfig;
 use tracing::level_filters::LevelFilter;
 
 use super::admission::Admission;
-use super::backend::{Backend, Binding};
+use super::backend::{Backend, Binding, Resolved};
 use super::conn::{Link, RedisConn};
 use super::driver::driver_task;
+use super::sentinel::{role_is_master, LookupError, SentinelBackend};
 use super::settings::{connection_info, PolicySettings};
 use crate::classify::classify;
-use crate::config::DatabaseSettings;
+use crate::config::{DatabaseSettings, TlsSettings};
 use crate::error::Error;
 use crate::policy::{
     FailureKind, ProbeOutcome, ReadinessAction, RetryConfig, RetryDecision, RetrySchedule,
@@ -32,6 +34,20 @@ fn timed_out(what: &str, kind: FailureKind) -> Failure {
         kind,
         redis::RedisError::from(io::Error::new(io::ErrorKind::TimedOut, what.to_string())),
     )
+}
+
+/// Why one connection attempt failed.
+enum Attempt {
+    /// A network step failed: the policies judge it (retry, breaker).
+    Failed(Failure),
+    /// Nothing to retry: a configuration error found on the way (an unknown Sentinel master).
+    Refused(Error),
+}
+
+impl From<Failure> for Attempt {
+    fn from(f: Failure) -> Self {
+        Self::Failed(f)
+    }
 }
 
 /// Called with every push frame of a RESP3 connection (a subscriber's messages); it must not
@@ -57,6 +73,8 @@ pub(super) struct Common {
     pub(super) admission: Arc<Admission>,
     /// Its statistics.
     pub(super) counters: Arc<DbCounters>,
+    /// Its Sentinel backend (shared with the other databases of the same master), if any.
+    pub(super) sentinel: Option<Arc<SentinelBackend>>,
 }
 
 /// A database's connector: the only opener of its connections. It owns the backend binding
@@ -96,18 +114,17 @@ impl Connector {
             runtime,
             admission,
             counters,
+            sentinel,
         } = common;
         Self {
-            transport: transport_for(settings, &runtime),
+            transport: transport_for(settings.tls.as_ref(), &runtime),
+            binding: binding_for(settings, sentinel),
             name,
             log_level,
             runtime,
             admission,
             counters,
             conn_info: connection_info(settings),
-            binding: Binding::new(Backend::Direct {
-                endpoint: settings.endpoint.clone(),
-            }),
             links: Mutex::new(Vec::new()),
             retry: policy.retry.clone(),
             connect_timeout: settings.connect_timeout,
@@ -161,6 +178,13 @@ impl Connector {
         loop {
             let permit = self.admission.permit()?;
             match self.connect_once(dial).await {
+                Err(Attempt::Refused(e)) => {
+                    self.admission.report(permit, true);
+                    DbCounters::bump(&self.counters.connect_failed);
+                    keeper_event!(self, ERROR, error = %e, "connect refused; not retried");
+                    self.record_error(&e);
+                    return Err(e);
+                }
                 Ok((conn, loading)) => {
                     self.admission.report(permit, true);
                     DbCounters::bump(&self.counters.created);
@@ -175,7 +199,7 @@ impl Connector {
                     }
                     return Ok(conn);
                 }
-                Err((kind, err)) => {
+                Err(Attempt::Failed((kind, err))) => {
                     self.admission.report(permit, !kind.trips_breaker());
                     DbCounters::bump(&self.counters.connect_failed);
                     // Refused credentials or a failed TLS handshake: retrying cannot help.
@@ -226,10 +250,11 @@ impl Connector {
 
     /// One attempt: connect, handshake (AUTH, SELECT), PING — all under the connect timeout.
     /// Returns the connection and whether the server answered the PING with `LOADING`.
-    async fn connect_once(&self, dial: &Dial) -> Result<(RedisConn, bool), Failure> {
+    async fn connect_once(&self, dial: &Dial) -> Result<(RedisConn, bool), Attempt> {
+        let target = self.target().await?;
         let clock = self.runtime.clock();
         let deadline = clock.now() + self.connect_timeout;
-        let target = self.binding.resolve();
+        let sentinel = self.binding.sentinel();
         let attempt = async {
             let stream = self
                 .transport
@@ -271,6 +296,16 @@ impl Connector {
                 self.binding.current(),
             );
             self.track(conn.link());
+            if let Some(sentinel) = sentinel {
+                if let Err((role, failure)) = role_is_master(conn.multiplexed()).await {
+                    if failure.0 == FailureKind::RoleMismatch {
+                        sentinel.role_mismatch();
+                        sentinel.forget();
+                        keeper_event!(self, WARN, master = %target.endpoint, role = %role, "the server the sentinels named is not the master; asking again");
+                    }
+                    return Err(failure);
+                }
+            }
             match ping(conn.multiplexed()).await {
                 Ok(()) => Ok((conn, false)),
                 Err((FailureKind::Loading, _)) => Ok((conn, true)),
@@ -278,9 +313,40 @@ impl Connector {
             }
         };
         match timeout_at(&**clock, deadline, attempt).await {
-            Ok(result) => result,
-            Err(_) => Err(timed_out("connect timed out", FailureKind::ConnectTimeout)),
+            Ok(result) => result.map_err(Attempt::Failed),
+            Err(_) => Err(Attempt::Failed(timed_out(
+                "connect timed out",
+                FailureKind::ConnectTimeout,
+            ))),
         }
+    }
+
+    /// Where the next connection goes: the fixed endpoint, the Sentinel master as known, or
+    /// as the sentinels say when it is not known.
+    async fn target(&self) -> Result<Resolved, Attempt> {
+        let sentinel = match self.binding.resolve() {
+            Ok(target) => return Ok(target),
+            Err(sentinel) => sentinel,
+        };
+        match sentinel
+            .lookup(&self.runtime, &self.tcp, self.connect_timeout)
+            .await
+        {
+            // Learnt just now; forgotten again only by a concurrent ROLE mismatch or READONLY.
+            Ok(_) => self.binding.resolve().map_err(|_| {
+                Attempt::Failed(timed_out(
+                    "the master the sentinels named was found to be a replica meanwhile",
+                    FailureKind::RoleMismatch,
+                ))
+            }),
+            Err(LookupError::Failed(f)) => Err(Attempt::Failed(f)),
+            Err(LookupError::Unknown(e)) => Err(Attempt::Refused(Error::Config(e))),
+        }
+    }
+
+    /// The Sentinel backend, if the database has one.
+    pub(super) fn sentinel(&self) -> Option<&Arc<SentinelBackend>> {
+        self.binding.sentinel()
     }
 
     /// Waits until the server answers PING, probing on `conn` when it is this caller's turn
@@ -381,9 +447,25 @@ impl Connector {
     }
 }
 
-/// The transport of a database: the runtime's, with TLS over it when `ssl` is on.
-fn transport_for(settings: &DatabaseSettings, runtime: &Runtime) -> Arc<dyn Transport> {
-    match &settings.tls {
+/// What a database connects to: its fixed endpoint, or the master its sentinels name.
+fn binding_for(settings: &DatabaseSettings, sentinel: Option<Arc<SentinelBackend>>) -> Binding {
+    match sentinel {
+        None => Binding::new(
+            Backend::Direct {
+                endpoint: settings.endpoint.clone(),
+            },
+            Arc::new(AtomicU64::new(0)),
+        ),
+        Some(s) => {
+            let epoch = s.epoch();
+            Binding::new(Backend::Sentinel(s), epoch)
+        }
+    }
+}
+
+/// A transport: the runtime's, with TLS over it when `tls` is given.
+pub(super) fn transport_for(tls: Option<&TlsSettings>, runtime: &Runtime) -> Arc<dyn Transport> {
+    match tls {
         #[cfg(feature = "tls")]
         Some(tls) => Arc::new(crate::tls::TlsTransport::new(
             runtime.transport().clone(),

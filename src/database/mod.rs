@@ -21,6 +21,7 @@ mod connector;
 mod driver;
 mod gate;
 mod request;
+mod sentinel;
 mod settings;
 mod watchdog;
 
@@ -39,9 +40,11 @@ use crate::stats::{DatabaseStats, DbCounters};
 
 pub(crate) use background::spawn_background;
 pub(crate) use block_time::BlockTime;
+pub(crate) use command::all_readonly;
 pub(crate) use conn::RedisConn;
 pub(crate) use connector::{ping, Dial, OnPush};
 pub(crate) use request::{CommandKind, Reply};
+pub(crate) use sentinel::{spawn_watcher, SentinelBackends};
 
 /// One configured database.
 pub(crate) struct Database {
@@ -71,6 +74,7 @@ impl Database {
         runtime: Runtime,
         rng: Rng,
         log_level: tracing::level_filters::LevelFilter,
+        sentinels: &mut SentinelBackends,
     ) -> Arc<Self> {
         let now = runtime.clock().now();
         let policy = settings::PolicySettings::from(&settings);
@@ -93,6 +97,9 @@ impl Database {
                 runtime: runtime.clone(),
                 admission: admission.clone(),
                 counters: counters.clone(),
+                sentinel: sentinels.backend_for(&settings, &runtime, log_level, |s| {
+                    connector::transport_for(s.tls.as_ref(), &runtime)
+                }),
             },
         );
         Arc::new(Self {
@@ -162,7 +169,19 @@ impl Database {
         };
         self.counters.fill(now, &mut out);
         out.breaker = self.admission.breaker_stats(now);
+        out.sentinel = self.sentinel().map(|s| s.stats());
         out
+    }
+
+    /// The Sentinel state, if the database's master is found through sentinels.
+    #[inline]
+    pub(crate) fn sentinel(&self) -> Option<&sentinel::SentinelBackend> {
+        self.connector.sentinel().map(|s| &**s)
+    }
+
+    /// [`Database::sentinel`], shared (for the watcher task).
+    pub(crate) fn sentinel_backend(&self) -> Option<Arc<sentinel::SentinelBackend>> {
+        self.connector.sentinel().cloned()
     }
 
     pub(crate) fn counters(&self) -> &DbCounters {

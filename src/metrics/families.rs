@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 use super::text::{Exposition, Type};
 use crate::histogram::HistogramSnapshot;
 use crate::policy::{BreakerStateKind, HealthState};
-use crate::stats::{DatabaseStats, ErrorLabel, ManagerStats};
+use crate::stats::{DatabaseStats, ErrorLabel, ManagerStats, SentinelStats};
 
 /// A family's samples for one database: `(labels beside db, value)`.
 type Samples = Vec<(Vec<(&'static str, &'static str)>, f64)>;
@@ -38,6 +38,11 @@ fn by_kind(counts: &std::collections::BTreeMap<&'static str, u64>) -> Samples {
             (vec![("kind", l.as_str())], n as f64)
         })
         .collect()
+}
+
+/// The samples of a Sentinel family: none for a direct database.
+fn sentinel(s: &DatabaseStats, read: fn(&SentinelStats) -> Samples) -> Samples {
+    s.sentinel.as_ref().map(read).unwrap_or_default()
 }
 
 fn states<T: Copy + PartialEq>(now: Option<T>, all: &[T], name: fn(T) -> &'static str) -> Samples {
@@ -255,6 +260,42 @@ pub(crate) const FAMILIES: &[Family] = &[
         help: "Reconnects after which a subscriber subscribed again.",
         read: |s| one(s.resubscriptions),
     },
+    Family {
+        name: "redis_keeper_sentinel_master_switches_total",
+        kind: Type::Counter,
+        help: "Sentinel-backed databases: times the master moved (an event, a poll or a lookup named a new address).",
+        read: |s| sentinel(s, |t| one(t.switches)),
+    },
+    Family {
+        name: "redis_keeper_sentinel_lookups_total",
+        kind: Type::Counter,
+        help: "Sentinel-backed databases: master lookups, by result (error: no sentinel answered, or none knew the master).",
+        read: |s| sentinel(s, |t| by("result", &[("ok", t.lookups), ("error", t.lookup_failures)])),
+    },
+    Family {
+        name: "redis_keeper_sentinel_role_mismatches_total",
+        kind: Type::Counter,
+        help: "Sentinel-backed databases: new connections whose server did not answer ROLE as the master.",
+        read: |s| sentinel(s, |t| one(t.role_mismatches)),
+    },
+    Family {
+        name: "redis_keeper_sentinel_readonly_replies_total",
+        kind: Type::Counter,
+        help: "Sentinel-backed databases: READONLY replies from a stale master (each sent once more to the master the sentinels name).",
+        read: |s| sentinel(s, |t| one(t.readonly_replies)),
+    },
+    Family {
+        name: "redis_keeper_sentinel_failover_holds_total",
+        kind: Type::Counter,
+        help: "Sentinel-backed databases: failover announcements that made commands wait.",
+        read: |s| sentinel(s, |t| one(t.holds)),
+    },
+    Family {
+        name: "redis_keeper_sentinel_failover_holding",
+        kind: Type::Gauge,
+        help: "Sentinel-backed databases: 1 while commands wait for an announced failover to end.",
+        read: |s| sentinel(s, |t| one(u64::from(t.holding))),
+    },
 ];
 
 /// Which histogram of a database's snapshot a family shows.
@@ -287,10 +328,18 @@ fn bounds() -> Vec<String> {
 pub(crate) fn render(stats: &ManagerStats) -> String {
     let mut e = Exposition::default();
     for family in FAMILIES {
+        let samples: Vec<(&str, Samples)> = stats
+            .databases
+            .iter()
+            .map(|(db, s)| (db.as_str(), (family.read)(s)))
+            .collect();
+        if samples.iter().all(|(_, s)| s.is_empty()) {
+            continue; // a family no database has (Sentinel without a Sentinel database)
+        }
         e.family(family.name, family.kind, family.help);
-        for (db, s) in &stats.databases {
-            for (labels, value) in (family.read)(s) {
-                let mut all = vec![("db", db.as_str())];
+        for (db, samples) in samples {
+            for (labels, value) in samples {
+                let mut all = vec![("db", db)];
                 all.extend(labels);
                 e.sample(family.name, &all, value);
             }

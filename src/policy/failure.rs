@@ -36,6 +36,12 @@ pub enum FailureKind {
     CircuitOpen,
     /// Any other error reply: the server is alive and answered.
     Server,
+    /// `-READONLY`: the server is a replica (a stale master after a failover); the command
+    /// did not run.
+    ReadOnly,
+    /// The server a Sentinel named as the master answered `ROLE` as something else (a
+    /// failover under way): resolved again through the retry schedule, not a breaker failure.
+    RoleMismatch,
 }
 
 impl FailureKind {
@@ -49,6 +55,7 @@ impl FailureKind {
                 | Self::Protocol
                 | Self::TryAgain
                 | Self::MasterDown
+                | Self::RoleMismatch
         )
     }
 
@@ -77,7 +84,7 @@ mod tests {
     use super::FailureKind::{self, *};
 
     /// Every kind with (retryable, trips breaker, poisons connection, timeout), from DESIGN §3.
-    const TABLE: [(FailureKind, bool, bool, bool, bool); 11] = [
+    const TABLE: [(FailureKind, bool, bool, bool, bool); 13] = [
         (Io, true, true, true, false),
         (ConnectTimeout, true, true, true, true),
         (ResponseTimeout, true, true, true, true),
@@ -89,6 +96,8 @@ mod tests {
         (Tls, false, false, true, false),
         (CircuitOpen, false, false, false, false),
         (Server, false, false, false, false),
+        (ReadOnly, false, false, false, false),
+        (RoleMismatch, true, false, false, false),
     ];
 
     #[test]

@@ -1,5 +1,5 @@
 //! Pure policy state machines: breaker, retry schedule, readiness, idle policy, health schedule,
-//! and the grouping of connections lost together.
+//! the grouping of connections lost together, and the following of a Sentinel failover.
 //!
 //! Nothing in this module performs I/O, awaits, locks or reads a clock. Time comes in as an
 //! [`Instant`](std::time::Instant) argument and outcomes come in as values; decisions and the next
@@ -8,6 +8,7 @@
 //! from the `now` passed in, never from a timer having fired.
 
 mod breaker;
+mod failover;
 mod failure;
 mod health;
 mod idle;
@@ -19,6 +20,7 @@ mod time;
 pub use breaker::{
     BreakerConfig, BreakerState, BreakerStateKind, CircuitBreaker, Permit, Rejected, Transition,
 };
+pub use failover::{FailoverConfig, FailoverFollower, FollowerAction, SentinelSignal};
 pub use failure::FailureKind;
 pub use health::{HealthConfig, HealthSchedule, HealthState};
 pub use idle::{IdleConfig, IdleEntry, IdlePolicy};

@@ -15,4 +15,4 @@ pub use doubles::{
 };
 #[cfg(any(feature = "tokio", feature = "smol"))]
 pub use harness::swarm;
-pub use server::{wire, SimRedis, SimStream, SimTransport};
+pub use server::{wire, SimNetwork, SimRedis, SimRole, SimStream, SimTransport};

@@ -42,3 +42,14 @@ pub(crate) fn deadline(now: Instant, ms: i64) -> Option<Instant> {
 pub(crate) fn is(arg: &[u8], word: &str) -> bool {
     arg.eq_ignore_ascii_case(word.as_bytes())
 }
+
+/// Splits `"host:port"` (or `"[v6 address]:port"`) at its last colon; the port is empty when
+/// there is no colon.
+pub(crate) fn split_addr(addr: &str) -> (&str, &str) {
+    let (host, port) = addr.rsplit_once(':').unwrap_or((addr, ""));
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    (host, port)
+}

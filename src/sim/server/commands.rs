@@ -36,6 +36,10 @@ pub(crate) enum Session {
     Unsubscribe(bool),
     /// `PUBLISH channel message`.
     Publish,
+    /// `ROLE`.
+    Role,
+    /// `SENTINEL <subcommand> …` (a Sentinel's own command).
+    Sentinel,
 }
 
 /// What runs a command.
@@ -58,6 +62,8 @@ pub(crate) struct Spec {
     pub(crate) loading_ok: bool,
     /// Allowed before authentication (AUTH, HELLO, QUIT).
     pub(crate) no_auth: bool,
+    /// Modifies the keyspace (Redis's `write` flag): a replica refuses it with `-READONLY`.
+    pub(crate) write: bool,
     /// What runs it.
     pub(crate) kind: Kind,
 }
@@ -68,6 +74,19 @@ const fn data(name: &'static str, arity: i32, f: DataFn) -> Spec {
         arity,
         loading_ok: false,
         no_auth: false,
+        write: false,
+        kind: Kind::Data(f),
+    }
+}
+
+/// A keyspace command that modifies the keyspace.
+const fn write(name: &'static str, arity: i32, f: DataFn) -> Spec {
+    Spec {
+        name,
+        arity,
+        loading_ok: false,
+        no_auth: false,
+        write: true,
         kind: Kind::Data(f),
     }
 }
@@ -78,53 +97,55 @@ const fn session(name: &'static str, arity: i32, loading_ok: bool, s: Session) -
         arity,
         loading_ok,
         no_auth: matches!(s, Session::Auth | Session::Hello | Session::Quit),
+        write: matches!(s, Session::FlushAll | Session::BlockingPop(_)),
         kind: Kind::Session(s),
     }
 }
 
 /// Every command the simulator knows. Loading-ok flags follow Redis 7 (`AUTH`, `HELLO`, `SELECT`,
-/// `CLIENT`, `INFO`, `QUIT`, `MULTI`, `EXEC`, `DISCARD`, `WATCH`, `UNWATCH`); `PING` is not.
+/// `CLIENT`, `INFO`, `QUIT`, `MULTI`, `EXEC`, `DISCARD`, `WATCH`, `UNWATCH`, `ROLE`); `PING` is
+/// not. Rows built with `write` (and FLUSHALL, BLPOP, BRPOP) carry Redis's `write` flag.
 static TABLE: &[Spec] = &[
     data("get", 2, st::get),
-    data("set", -3, st::set),
-    data("setex", 4, st::setex),
-    data("psetex", 4, st::psetex),
+    write("set", -3, st::set),
+    write("setex", 4, st::setex),
+    write("psetex", 4, st::psetex),
     data("mget", -2, st::mget),
-    data("mset", -3, st::mset),
-    data("incr", 2, st::incr),
-    data("incrby", 3, st::incrby),
-    data("decr", 2, st::decr),
-    data("decrby", 3, st::decrby),
-    data("append", 3, st::append),
+    write("mset", -3, st::mset),
+    write("incr", 2, st::incr),
+    write("incrby", 3, st::incrby),
+    write("decr", 2, st::decr),
+    write("decrby", 3, st::decrby),
+    write("append", 3, st::append),
     data("strlen", 2, st::strlen),
-    data("del", -2, del),
+    write("del", -2, del),
     data("exists", -2, exists),
-    data("expire", -3, expire),
-    data("pexpire", -3, pexpire),
+    write("expire", -3, expire),
+    write("pexpire", -3, pexpire),
     data("ttl", 2, ttl),
     data("pttl", 2, pttl),
     data("type", 2, type_),
     data("keys", 2, keys),
     data("scan", -2, scan),
     data("dbsize", 1, dbsize),
-    data("flushdb", -1, flushdb),
+    write("flushdb", -1, flushdb),
     data("ping", -1, ping),
     data("echo", 2, echo),
-    data("hset", -4, coll::hset),
+    write("hset", -4, coll::hset),
     data("hget", 3, coll::hget),
     data("hgetall", 2, coll::hgetall),
-    data("hdel", -3, coll::hdel),
-    data("hincrby", 4, coll::hincrby),
+    write("hdel", -3, coll::hdel),
+    write("hincrby", 4, coll::hincrby),
     data("hlen", 2, coll::hlen),
     data("hexists", 3, coll::hexists),
-    data("lpush", -3, coll::lpush),
-    data("rpush", -3, coll::rpush),
-    data("lpop", -2, coll::lpop),
-    data("rpop", -2, coll::rpop),
+    write("lpush", -3, coll::lpush),
+    write("rpush", -3, coll::rpush),
+    write("lpop", -2, coll::lpop),
+    write("rpop", -2, coll::rpop),
     data("lrange", 4, coll::lrange),
     data("llen", 2, coll::llen),
-    data("sadd", -3, coll::sadd),
-    data("srem", -3, coll::srem),
+    write("sadd", -3, coll::sadd),
+    write("srem", -3, coll::srem),
     data("smembers", 2, coll::smembers),
     data("sismember", 3, coll::sismember),
     data("scard", 2, coll::scard),
@@ -147,6 +168,8 @@ static TABLE: &[Spec] = &[
     session("unsubscribe", -1, true, Session::Unsubscribe(false)),
     session("punsubscribe", -1, true, Session::Unsubscribe(true)),
     session("publish", 3, true, Session::Publish),
+    session("role", 1, true, Session::Role),
+    session("sentinel", -2, true, Session::Sentinel),
 ];
 
 /// The table row for `name` (case-insensitive).
@@ -154,6 +177,28 @@ pub(crate) fn lookup(name: &[u8]) -> Option<&'static Spec> {
     TABLE
         .iter()
         .find(|s| s.name.as_bytes().eq_ignore_ascii_case(name))
+}
+
+/// Whether `spec` exists on this kind of server: a Sentinel knows only PING, AUTH, HELLO, QUIT,
+/// CLIENT, INFO, ROLE, SENTINEL and the pub/sub commands, and only a Sentinel knows SENTINEL.
+pub(crate) fn available(spec: &Spec, sentinel: bool) -> bool {
+    match spec.kind {
+        Kind::Session(Session::Sentinel) => sentinel,
+        _ if !sentinel => true,
+        Kind::Data(_) => spec.name == "ping",
+        Kind::Session(s) => matches!(
+            s,
+            Session::Auth
+                | Session::Hello
+                | Session::Quit
+                | Session::Client
+                | Session::Info
+                | Session::Role
+                | Session::Subscribe(_)
+                | Session::Unsubscribe(_)
+                | Session::Publish
+        ),
+    }
 }
 
 /// Whether `argc` arguments (the name included) fit `spec`'s arity.

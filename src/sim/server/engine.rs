@@ -5,9 +5,10 @@ use std::fmt;
 use std::io;
 use std::time::{Duration, Instant};
 
-use super::commands::{arity_error, arity_ok, lookup, Kind, Session, Spec};
+use super::commands::{arity_error, arity_ok, available, lookup, Kind, Session, Spec};
 use super::conn::{Conn, End};
 use super::resp::{self, quote_args, Parse, Reply};
+use super::role::READONLY;
 use super::{fresh_dbs, State};
 use crate::seams::Clock;
 use crate::sim::doubles::{Episode, Fault, Latency, Restart};
@@ -261,11 +262,15 @@ impl State {
     fn dispatch(&mut self, id: u64, args: &[Vec<u8>], now: Instant) -> (Reply, bool) {
         let needs_auth = self.password.is_some();
         let loading = self.is_loading(now);
+        let server = Server {
+            read_only: self.is_replica(),
+            sentinel: self.is_sentinel(),
+        };
         let Some(conn) = self.conns.get_mut(&id) else {
             return (Reply::err("ERR no such connection"), true);
         };
         let in_multi = conn.multi.is_some();
-        let spec = match check(args, needs_auth && !conn.authed, loading, in_multi) {
+        let spec = match check(args, needs_auth && !conn.authed, loading, in_multi, server) {
             Ok(spec) => spec,
             Err(reply) => {
                 if let Some(m) = conn.multi.as_mut() {
@@ -351,15 +356,25 @@ impl State {
     }
 }
 
-/// The checks before a command runs or is queued, in Redis's order: known name, arity,
-/// authentication, loading, commands refused inside MULTI.
+/// What kind of server checks a command.
+#[derive(Debug, Clone, Copy)]
+struct Server {
+    /// A replica: write commands answer `-READONLY`.
+    read_only: bool,
+    /// A Sentinel: only its own commands exist.
+    sentinel: bool,
+}
+
+/// The checks before a command runs or is queued, in Redis's order: known name (on this kind of
+/// server), arity, authentication, writes on a replica, loading, commands refused inside MULTI.
 fn check(
     args: &[Vec<u8>],
     needs_auth: bool,
     loading: bool,
     in_multi: bool,
+    server: Server,
 ) -> Result<&'static Spec, Reply> {
-    let Some(spec) = lookup(&args[0]) else {
+    let Some(spec) = lookup(&args[0]).filter(|s| available(s, server.sentinel)) else {
         let name = String::from_utf8_lossy(&args[0][..args[0].len().min(128)]).into_owned();
         let rest = quote_args(&args[1..]);
         return Err(Reply::err(format!(
@@ -371,6 +386,9 @@ fn check(
     }
     if needs_auth && !spec.no_auth {
         return Err(Reply::err("NOAUTH Authentication required."));
+    }
+    if server.read_only && spec.write {
+        return Err(Reply::err(READONLY));
     }
     if loading && !spec.loading_ok {
         return Err(Reply::err("LOADING Redis is loading the dataset in memory"));

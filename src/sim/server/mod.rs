@@ -7,8 +7,11 @@ mod commands;
 mod conn;
 mod engine;
 mod keyspace;
+mod network;
 mod pubsub;
 mod resp;
+mod role;
+mod sentinel;
 mod session;
 mod strings;
 #[cfg(test)]
@@ -29,7 +32,10 @@ use crate::rng::Rng;
 use crate::sim::doubles::{Episode, FaultPlan, Faults, Latency, Restart, SimClock, Trace};
 use conn::{Conn, End, Read};
 use keyspace::{Db, Value, DATABASES};
+use sentinel::Sentinel;
 
+pub use network::SimNetwork;
+pub use role::SimRole;
 pub use transport::{SimStream, SimTransport};
 
 /// A simulated Redis server: 16 keyspaces, connections with their session state, and faults.
@@ -89,6 +95,10 @@ struct State {
     serving: bool,
     /// Queued commands of an `EXEC` are running (blocking pops answer at once).
     in_exec: bool,
+    /// Master or read-only replica.
+    role: SimRole,
+    /// The Sentinel personality (off unless set).
+    sentinel: Sentinel,
 }
 
 /// What the stream should do after a read attempt.
@@ -132,6 +142,8 @@ impl SimRedis {
             next_block_seq: 0,
             serving: false,
             in_exec: false,
+            role: SimRole::Master,
+            sentinel: Sentinel::default(),
         };
         Self {
             inner: Arc::new(Mutex::new(state)),

@@ -1,11 +1,52 @@
-//! Pub/sub: `SUBSCRIBE`, `PSUBSCRIBE`, their `UNSUBSCRIBE`s and `PUBLISH` fan-out. Frames are
-//! RESP3 pushes on a connection that said `HELLO 3`, arrays on a RESP2 one.
+//! Pub/sub: `SUBSCRIBE`, `PSUBSCRIBE`, their `UNSUBSCRIBE`s and `PUBLISH` fan-out (from a client
+//! or from the server itself). Frames are RESP3 pushes on a connection that said `HELLO 3`,
+//! arrays on a RESP2 one.
 
 use std::time::Instant;
 
 use super::keyspace::glob_match;
 use super::resp::Reply;
-use super::State;
+use super::{SimRedis, State};
+
+impl SimRedis {
+    /// Publishes `message` on `channel` from the server itself, at the clock's current time, as
+    /// a client's `PUBLISH` would: a `message` frame to each subscriber of the channel and a
+    /// `pmessage` frame per matching pattern subscription (RESP3 pushes or RESP2 arrays). How
+    /// many frames were delivered (what `PUBLISH` answers). A Sentinel announces its events so:
+    /// `publish("+switch-master", "mymaster 10.0.0.1 6379 10.0.0.2 6380")`.
+    ///
+    /// ```
+    /// use redis_keeper::sim::wire::encode_request;
+    /// use redis_keeper::sim::{SimClock, SimRedis, Trace};
+    /// use redis_keeper::Rng;
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    ///
+    /// let sentinel = SimRedis::new(SimClock::new(), Rng::new(3), Trace::new());
+    /// sentinel.set_sentinel(&[("mymaster", "10.0.0.1:6379")]);
+    /// let mut sub = sentinel.connect().unwrap();
+    /// let mut buf = [0u8; 128];
+    /// futures::executor::block_on(async {
+    ///     sub.write_all(&encode_request(&[b"PSUBSCRIBE", b"*"])).await.unwrap();
+    ///     let n = sub.read(&mut buf).await.unwrap();
+    ///     assert_eq!(&buf[..n], &b"*3\r\n$10\r\npsubscribe\r\n$1\r\n*\r\n:1\r\n"[..]);
+    /// });
+    /// let event = "mymaster 10.0.0.1 6379 10.0.0.2 6380";
+    /// assert_eq!(sentinel.publish("+switch-master", event), 1);
+    /// futures::executor::block_on(async {
+    ///     let n = sub.read(&mut buf).await.unwrap();
+    ///     let frame = String::from_utf8_lossy(&buf[..n]).into_owned();
+    ///     let head = "*4\r\n$8\r\npmessage\r\n$1\r\n*\r\n$14\r\n+switch-master\r\n$36\r\n";
+    ///     assert_eq!(frame, format!("{head}{event}\r\n"));
+    /// });
+    /// ```
+    pub fn publish(&self, channel: &str, message: &str) -> usize {
+        self.with(|st| {
+            let now = st.clock_now();
+            st.record(format_args!("publish on {channel}"));
+            st.deliver(channel.as_bytes(), message.as_bytes(), now)
+        })
+    }
+}
 
 impl State {
     /// `SUBSCRIBE channel …` (or `PSUBSCRIBE pattern …`): one confirmation frame per name.
@@ -75,7 +116,12 @@ impl State {
     /// `PUBLISH channel message`: a `message` frame to every subscriber of the channel and a
     /// `pmessage` frame per matching pattern, in connection order; replies with the count.
     pub(super) fn publish(&mut self, args: &[Vec<u8>], now: Instant) -> Reply {
-        let (channel, message) = (&args[1], &args[2]);
+        Reply::Int(self.deliver(&args[1], &args[2], now) as i64)
+    }
+
+    /// Queues a `message` frame on each subscriber of `channel` and a `pmessage` frame per
+    /// matching pattern, in connection order; how many frames.
+    fn deliver(&mut self, channel: &[u8], message: &[u8], now: Instant) -> usize {
         let mut deliveries = Vec::new();
         for c in self.conns.values().filter(|c| c.is_open()) {
             let wrap = |items: Vec<Reply>| {
@@ -90,8 +136,8 @@ impl State {
                     c.id,
                     wrap(vec![
                         Reply::bulk("message"),
-                        Reply::bulk(channel.clone()),
-                        Reply::bulk(message.clone()),
+                        Reply::bulk(channel),
+                        Reply::bulk(message),
                     ]),
                 ));
             }
@@ -101,17 +147,17 @@ impl State {
                     wrap(vec![
                         Reply::bulk("pmessage"),
                         Reply::bulk(p.clone()),
-                        Reply::bulk(channel.clone()),
-                        Reply::bulk(message.clone()),
+                        Reply::bulk(channel),
+                        Reply::bulk(message),
                     ]),
                 ));
             }
         }
-        let receivers = deliveries.len() as i64;
+        let receivers = deliveries.len();
         for (to, frame) in deliveries {
             self.reply(to, &frame, now);
         }
-        Reply::Int(receivers)
+        receivers
     }
 
     /// Queues every frame but the last, which is returned as the command's reply.

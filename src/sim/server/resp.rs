@@ -202,6 +202,8 @@ pub(crate) enum Reply {
     Array(Vec<Reply>),
     /// `*-1` (EXEC aborted by WATCH, LPOP with a count on a missing key).
     NilArray,
+    /// RESP3 `_`: the null a RESP3 connection gets where a RESP2 one gets `*-1`.
+    Null,
     /// No reply now: the client blocked (its reply is queued when it is served or times out).
     Blocked,
     /// RESP3 `>len` and the elements: a pushed pub/sub frame.
@@ -254,6 +256,7 @@ impl Reply {
                 }
             }
             Reply::NilArray => out.extend_from_slice(b"*-1\r\n"),
+            Reply::Null => out.extend_from_slice(b"_\r\n"),
             Reply::Blocked => {}
             Reply::Push(items) => {
                 line(out, b'>', &items.len().to_string());
@@ -403,10 +406,11 @@ mod tests {
             Reply::Nil,
             Reply::NilArray,
             Reply::Array(vec![]),
+            Reply::Null,
         ]);
         assert_eq!(
             r.to_bytes(),
-            b"*7\r\n+OK\r\n-ERR a  b\r\n:-3\r\n$2\r\nhi\r\n$-1\r\n*-1\r\n*0\r\n"
+            b"*8\r\n+OK\r\n-ERR a  b\r\n:-3\r\n$2\r\nhi\r\n$-1\r\n*-1\r\n*0\r\n_\r\n"
         );
         let push = Reply::Push(vec![
             Reply::bulk("message"),

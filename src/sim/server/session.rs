@@ -7,6 +7,7 @@ use super::commands::{arity_error, int_arg, is, lookup, Session, SYNTAX};
 use super::conn::Multi;
 use super::keyspace::DATABASES;
 use super::resp::{parse_i64, Reply};
+use super::role::READONLY;
 use super::State;
 
 /// The version the simulator claims to be.
@@ -48,6 +49,8 @@ impl State {
             Session::Subscribe(pattern) => self.subscribe(id, args, pattern, now),
             Session::Unsubscribe(pattern) => self.unsubscribe(id, args, pattern, now),
             Session::Publish => self.publish(args, now),
+            Session::Role => self.role_reply(),
+            Session::Sentinel => self.sentinel_command(id, args),
             Session::Unwatch => self.with_conn(id, |c| {
                 c.watched.clear();
                 c.dirty = false;
@@ -174,14 +177,24 @@ impl State {
             c.resp3 = on;
         }
         let resp3 = self.conns.get(&id).is_some_and(|c| c.resp3);
+        let mode = if self.is_sentinel() {
+            "sentinel"
+        } else {
+            "standalone"
+        };
+        let role = if self.is_replica() {
+            "replica"
+        } else {
+            "master"
+        };
         let field = |k: &str| Reply::bulk(k);
         let pairs = vec![
             (field("server"), field("redis")),
             (field("version"), field(VERSION)),
             (field("proto"), Reply::Int(if resp3 { 3 } else { 2 })),
             (field("id"), Reply::Int(id as i64)),
-            (field("mode"), field("standalone")),
-            (field("role"), field("master")),
+            (field("mode"), field(mode)),
+            (field("role"), field(role)),
             (field("modules"), Reply::Array(vec![])),
         ];
         if resp3 {
@@ -279,6 +292,18 @@ impl State {
         };
         let watched = std::mem::take(&mut c.watched);
         let dirty = std::mem::take(&mut c.dirty);
+        // Writes queued while a master, and the server is a replica now (Redis 7's check).
+        let writes = || {
+            multi
+                .queue
+                .iter()
+                .any(|a| lookup(&a[0]).is_some_and(|s| s.write))
+        };
+        if self.is_replica() && writes() {
+            return Reply::err(format!(
+                "EXECABORT Transaction discarded because of: {READONLY}"
+            ));
+        }
         if multi.aborted {
             return Reply::err("EXECABORT Transaction discarded because of previous errors.");
         }
@@ -306,12 +331,18 @@ impl State {
                 .iter()
                 .any(|a| is(a, "all") || is(a, "everything") || is(a, "default"));
         let want = |name: &str| all || args[1..].iter().any(|a| is(a, name));
+        let sentinel = self.is_sentinel();
         let mut sections = Vec::new();
         if want("server") {
             let uptime = now.saturating_duration_since(self.started).as_secs();
+            let (mode, port) = if sentinel {
+                ("sentinel", 26379)
+            } else {
+                ("standalone", 6379)
+            };
             sections.push(format!(
-                "# Server\r\nredis_version:{VERSION}\r\nredis_mode:standalone\r\nos:simulated\r\n\
-                 tcp_port:6379\r\nuptime_in_seconds:{uptime}\r\n"
+                "# Server\r\nredis_version:{VERSION}\r\nredis_mode:{mode}\r\nos:simulated\r\n\
+                 tcp_port:{port}\r\nuptime_in_seconds:{uptime}\r\n"
             ));
         }
         if want("clients") {
@@ -320,7 +351,7 @@ impl State {
                 self.connected()
             ));
         }
-        if want("persistence") {
+        if want("persistence") && !sentinel {
             let loading = u8::from(self.is_loading(now));
             sections.push(format!("# Persistence\r\nloading:{loading}\r\n"));
         }
@@ -330,7 +361,13 @@ impl State {
                 self.accepted, self.commands
             ));
         }
-        if want("keyspace") {
+        if want("replication") && !sentinel {
+            sections.push(self.replication_info());
+        }
+        if want("sentinel") && sentinel {
+            sections.push(self.sentinel_info());
+        }
+        if want("keyspace") && !sentinel {
             let mut s = String::from("# Keyspace\r\n");
             for (i, db) in self.dbs.iter_mut().enumerate() {
                 let keys = db.len(now);

@@ -3,6 +3,7 @@
 mod commands;
 mod faults;
 mod fuzz;
+mod roles;
 mod session;
 mod transactions;
 

@@ -1,0 +1,284 @@
+//! Asking the sentinels: a short-lived connection to each in turn (through the database's
+//! transport, under a short timeout) for `SENTINEL get-master-addr-by-name`, `SENTINEL
+//! sentinels` to learn the others, and the `ROLE` check on a data connection.
+
+use std::io;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Value};
+
+use super::{bump, LookupError, SentinelBackend};
+use crate::classify::classify;
+use crate::config::ConfigError;
+use crate::database::connector::{Failure, OnPush};
+use crate::database::driver::{driver_task, Driver};
+use crate::policy::FailureKind;
+use crate::seams::{timeout_at, Endpoint, Runtime, TcpOptions};
+
+/// How long one sentinel may take to answer a lookup (connect included), at most: a dead
+/// sentinel must not hold the others' turn for a whole connect timeout.
+pub(super) const SENTINEL_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A connection to one sentinel, and the flags of its driver (stop it when done).
+pub(super) struct SentinelConn {
+    pub(super) conn: MultiplexedConnection,
+    pub(super) driver: std::sync::Arc<Driver>,
+}
+
+impl Drop for SentinelConn {
+    fn drop(&mut self) {
+        self.driver.stop();
+    }
+}
+
+fn io_failure(kind: io::ErrorKind, what: String) -> Failure {
+    let e = redis::RedisError::from(io::Error::new(kind, what));
+    (classify(&e), e)
+}
+
+impl SentinelBackend {
+    /// The handshake of a sentinel connection: its own credentials, no database; RESP3 with a
+    /// push handler (the watcher's subscriptions), RESP2 without.
+    fn info(&self, push: bool) -> redis::RedisConnectionInfo {
+        let mut info = redis::RedisConnectionInfo::default();
+        if let Some(user) = &self.settings.username {
+            info = info.set_username(user);
+        }
+        if let Some(password) = &self.settings.password {
+            info = info.set_password(password.expose());
+        }
+        if push {
+            info = info.set_protocol(redis::ProtocolVersion::RESP3);
+        }
+        info
+    }
+
+    /// Opens a connection to the sentinel `node` within `limit`.
+    pub(super) async fn connect(
+        &self,
+        runtime: &Runtime,
+        node: &Endpoint,
+        tcp: &TcpOptions,
+        limit: Duration,
+        push: Option<OnPush>,
+    ) -> Result<SentinelConn, Failure> {
+        let clock = runtime.clock();
+        let attempt = async {
+            let stream = self.transport.connect(node, tcp).await.map_err(|e| {
+                let e = redis::RedisError::from(e);
+                (classify(&e), e)
+            })?;
+            let mut config = AsyncConnectionConfig::new()
+                .set_response_timeout(None)
+                .set_connection_timeout(None);
+            if let Some(on_push) = push.clone() {
+                config = config.set_push_sender(move |info| {
+                    on_push(info);
+                    Ok::<(), std::convert::Infallible>(())
+                });
+            }
+            let (conn, driver) =
+                MultiplexedConnection::new_with_config(&self.info(push.is_some()), stream, config)
+                    .await
+                    .map_err(|e| (classify(&e), e))?;
+            let (task, driver) = driver_task(driver);
+            runtime.spawner().spawn(Box::pin(task));
+            Ok(SentinelConn { conn, driver })
+        };
+        match timeout_at(&**clock, clock.now() + limit, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(io_failure(
+                io::ErrorKind::TimedOut,
+                format!("sentinel {node} did not answer within {limit:?}"),
+            )),
+        }
+    }
+
+    /// Asks one sentinel connection where the master is: `None` if it does not know the name.
+    pub(super) async fn ask(
+        &self,
+        runtime: &Runtime,
+        conn: &SentinelConn,
+        limit: Duration,
+    ) -> Result<Option<Endpoint>, Failure> {
+        let mut cmd = redis::cmd("SENTINEL");
+        cmd.arg("get-master-addr-by-name")
+            .arg(&self.settings.master_name);
+        let reply = query(runtime, conn, &cmd, limit).await?;
+        match reply {
+            Value::Nil => Ok(None),
+            Value::Array(parts) if parts.len() == 2 => {
+                let host = text(&parts[0]);
+                let port = text(&parts[1]).and_then(|p| p.parse().ok());
+                match (host, port) {
+                    (Some(host), Some(port)) => Ok(Some(Endpoint::tcp(host, port))),
+                    _ => Err(protocol(format!("unreadable master address {parts:?}"))),
+                }
+            }
+            other => Err(protocol(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    /// The other sentinels one sentinel knows of (`SENTINEL sentinels`), added to the list.
+    pub(super) async fn refresh_peers(
+        &self,
+        runtime: &Runtime,
+        conn: &SentinelConn,
+        limit: Duration,
+    ) -> Result<usize, Failure> {
+        let mut cmd = redis::cmd("SENTINEL");
+        cmd.arg("sentinels").arg(&self.settings.master_name);
+        let Value::Array(entries) = query(runtime, conn, &cmd, limit).await? else {
+            return Err(protocol("SENTINEL sentinels: not an array".to_owned()));
+        };
+        let peers = entries
+            .iter()
+            .filter_map(|entry| {
+                let fields: Vec<(String, String)> = match entry {
+                    Value::Array(flat) => flat
+                        .chunks(2)
+                        .filter_map(|kv| Some((text(kv.first()?)?, text(kv.get(1)?)?)))
+                        .collect(),
+                    Value::Map(pairs) => pairs
+                        .iter()
+                        .filter_map(|(k, v)| Some((text(k)?, text(v)?)))
+                        .collect(),
+                    _ => return None,
+                };
+                let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+                Some(Endpoint::tcp(
+                    field("ip")?.clone(),
+                    field("port")?.parse().ok()?,
+                ))
+            })
+            .collect();
+        Ok(self.add_peers(peers))
+    }
+
+    /// Asks the sentinels in turn (the one that answered last first) where the master is, and
+    /// learns the answer (a changed address is a switch, see [`SentinelBackend::learn`]).
+    pub(crate) async fn lookup(
+        &self,
+        runtime: &Runtime,
+        tcp: &TcpOptions,
+        connect_timeout: Duration,
+    ) -> Result<(Endpoint, bool), LookupError> {
+        let limit = connect_timeout.min(SENTINEL_TIMEOUT);
+        let mut failed = Vec::new();
+        let mut unknown_to = Vec::new();
+        for node in self.nodes() {
+            let answer = match self.connect(runtime, &node, tcp, limit, None).await {
+                Ok(conn) => self.ask(runtime, &conn, limit).await,
+                Err(f) => Err(f),
+            };
+            match answer {
+                Ok(Some(master)) => {
+                    self.answered(&node);
+                    bump(&self.counters.lookups);
+                    let switched = self.switched_to(master.clone(), "lookup");
+                    return Ok((master, switched));
+                }
+                Ok(None) => unknown_to.push(node.to_string()),
+                Err((kind, e)) => failed.push((node.to_string(), kind, e)),
+            }
+        }
+        bump(&self.counters.lookup_failures);
+        if !unknown_to.is_empty() {
+            return Err(LookupError::Unknown(ConfigError::InvalidValue {
+                key: "sentinel_master_name".to_owned(),
+                value: self.settings.master_name.escape_debug().to_string(),
+                origin: self.settings.master_name_origin.clone(),
+                reason: format!(
+                    "no sentinel knows this master (asked {})",
+                    unknown_to.join(", ")
+                ),
+            }));
+        }
+        let kind = failed.first().map_or(FailureKind::Io, |(_, kind, _)| *kind);
+        let detail: Vec<String> = failed
+            .iter()
+            .map(|(node, _, e)| format!("{node}: {e}"))
+            .collect();
+        let e = redis::RedisError::from(io::Error::new(
+            if kind.is_timeout() {
+                io::ErrorKind::TimedOut
+            } else {
+                io::ErrorKind::ConnectionRefused
+            },
+            format!(
+                "no sentinel answered for master `{}` ({})",
+                self.settings.master_name,
+                detail.join("; ")
+            ),
+        ));
+        Err(LookupError::Failed((classify(&e), e)))
+    }
+}
+
+/// Sends `cmd` on a sentinel connection within `limit`; an error reply is a failure.
+pub(super) async fn query(
+    runtime: &Runtime,
+    conn: &SentinelConn,
+    cmd: &redis::Cmd,
+    limit: Duration,
+) -> Result<Value, Failure> {
+    let clock = runtime.clock();
+    let mut mc = conn.conn.clone();
+    let sent = timeout_at(&**clock, clock.now() + limit, mc.send_packed_command(cmd)).await;
+    match sent {
+        Ok(Ok(Value::ServerError(e))) => {
+            let e = redis::RedisError::from(e);
+            Err((classify(&e), e))
+        }
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err((classify(&e), e)),
+        Err(_) => Err(io_failure(
+            io::ErrorKind::TimedOut,
+            format!("no sentinel reply within {limit:?}"),
+        )),
+    }
+}
+
+/// Whether `ROLE` on `conn` says `master`; the role it says otherwise.
+pub(crate) async fn role_is_master(conn: &MultiplexedConnection) -> Result<(), (String, Failure)> {
+    let mut mc = conn.clone();
+    let reply = mc.send_packed_command(&redis::cmd("ROLE")).await;
+    let role = match &reply {
+        Ok(Value::Array(parts)) => parts.first().and_then(text),
+        _ => None,
+    };
+    match (reply, role) {
+        (_, Some(role)) if role == "master" => Ok(()),
+        (_, Some(role)) => {
+            let e = redis::RedisError::from(io::Error::other(format!(
+                "the server the sentinels named as the master answers ROLE `{role}`"
+            )));
+            Err((role, (FailureKind::RoleMismatch, e)))
+        }
+        (Ok(Value::ServerError(e)), None) => {
+            let e = redis::RedisError::from(e);
+            Err((String::new(), (classify(&e), e)))
+        }
+        (Err(e), None) => Err((String::new(), (classify(&e), e))),
+        (Ok(other), None) => Err((
+            String::new(),
+            protocol(format!("unexpected ROLE reply {other:?}")),
+        )),
+    }
+}
+
+/// A bulk or simple string's text.
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+fn protocol(what: String) -> Failure {
+    let e = redis::RedisError::from((redis::ErrorKind::Parse, "sentinel reply", what));
+    (FailureKind::Protocol, e)
+}
