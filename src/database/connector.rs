@@ -14,6 +14,7 @@ use tracing::level_filters::LevelFilter;
 use super::admission::Admission;
 use super::backend::{Backend, Binding, Resolved};
 use super::conn::{Link, RedisConn};
+use super::dial::{Dial, Failure};
 use super::driver::driver_task;
 use super::sentinel::{role_is_master, LookupError, SentinelBackend};
 use super::settings::{connection_info, PolicySettings};
@@ -25,9 +26,6 @@ use crate::policy::{
 };
 use crate::seams::{timeout_at, Runtime, TcpOptions, Transport};
 use crate::stats::DbCounters;
-
-/// A failed network step: what the policies see, and the error itself.
-pub(crate) type Failure = (FailureKind, redis::RedisError);
 
 fn timed_out(what: &str, kind: FailureKind) -> Failure {
     (
@@ -48,17 +46,6 @@ impl From<Failure> for Attempt {
     fn from(f: Failure) -> Self {
         Self::Failed(f)
     }
-}
-
-/// Called with every push frame of a RESP3 connection (a subscriber's messages); it must not
-/// block: it runs on the connection's driver.
-pub(crate) type OnPush = Arc<dyn Fn(redis::PushInfo) + Send + Sync>;
-
-/// What a connection is opened for: the pools' RESP2 command connections, or a subscriber's.
-#[derive(Clone, Default)]
-pub(crate) struct Dial {
-    /// RESP3 with this push handler (a subscriber); RESP2 without one.
-    pub(crate) push: Option<OnPush>,
 }
 
 /// What [`Connector::new`] is given that the rest of the database shares.

@@ -18,6 +18,7 @@ mod checkout;
 mod command;
 mod conn;
 mod connector;
+mod dial;
 mod driver;
 mod gate;
 mod request;
@@ -42,7 +43,8 @@ pub(crate) use background::spawn_background;
 pub(crate) use block_time::BlockTime;
 pub(crate) use command::all_readonly;
 pub(crate) use conn::RedisConn;
-pub(crate) use connector::{ping, Dial, OnPush};
+pub(crate) use connector::ping;
+pub(crate) use dial::{Dial, OnPush};
 pub(crate) use request::{CommandKind, Reply};
 pub(crate) use sentinel::{spawn_watcher, SentinelBackends};
 

@@ -11,7 +11,7 @@ use redis::{AsyncConnectionConfig, Value};
 use super::{bump, LookupError, SentinelBackend};
 use crate::classify::classify;
 use crate::config::ConfigError;
-use crate::database::connector::{Failure, OnPush};
+use crate::database::dial::{Failure, OnPush};
 use crate::database::driver::{driver_task, Driver};
 use crate::policy::FailureKind;
 use crate::seams::{timeout_at, Endpoint, Runtime, TcpOptions};

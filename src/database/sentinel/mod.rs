@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use tracing::level_filters::LevelFilter;
 
-use super::connector::Failure;
+use super::dial::Failure;
 use super::Database;
 use crate::config::{ConfigError, DatabaseSettings, SentinelSettings};
 use crate::policy::{FailoverConfig, FailoverFollower, FollowerAction, SentinelSignal};

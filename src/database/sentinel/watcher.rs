@@ -15,7 +15,7 @@ use redis::{PushInfo, PushKind};
 
 use super::lookup::{SentinelConn, SENTINEL_TIMEOUT};
 use super::{bump, LookupError, SentinelBackend};
-use crate::database::connector::OnPush;
+use crate::database::dial::OnPush;
 use crate::policy::{FollowerAction, SentinelSignal};
 use crate::seams::Endpoint;
 
