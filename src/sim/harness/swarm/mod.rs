@@ -24,11 +24,13 @@
 //! assert!(a.ops > 0);
 //! ```
 
+mod failover;
 mod ops;
 mod pubsub;
 mod report;
 mod spec;
 
+pub use failover::FailoverSpec;
 pub use report::{Rare, SwarmFailure, SwarmReport};
 use spec::ms;
 pub use spec::{DbSpec, Mix, PubSubSpec, SwarmSpec, TaskSpec};
@@ -134,6 +136,7 @@ fn keeper_error_is_typed(e: &Error) -> bool {
         Error::PoolTimeout { .. }
         | Error::CircuitOpen { .. }
         | Error::NotReady { .. }
+        | Error::MasterChanged { .. }
         | Error::Connect { .. } => true,
         Error::Redis(r) => redis_error_is_typed(r),
         _ => false,
@@ -361,6 +364,10 @@ impl World {
                 rare.resubscriptions += s.resubscriptions;
             }
         }
+        // A Sentinel backend may serve several databases (the same counts): the largest.
+        let sentinel = || stats.databases.values().filter_map(|s| s.sentinel.as_ref());
+        rare.master_switches = sentinel().map(|t| t.switches).max().unwrap_or(0);
+        rare.readonly_replies = sentinel().map(|t| t.readonly_replies).max().unwrap_or(0);
         rare
     }
 }
@@ -376,16 +383,24 @@ pub fn run(spec: &SwarmSpec, keep_lines: bool) -> Result<SwarmReport, SwarmFailu
         Trace::hash_only()
     };
     let sim = Sim::with_trace(spec.seed, trace).with_max_polls(50_000_000);
-    let redis = sim.redis();
-    redis.set_faults(Faults {
-        latency: spec.latency,
-        ..Faults::default()
-    });
-    redis.set_plan(spec.plan.clone());
-    let keeper = match sim
-        .keeper_builder(spec.config(), Arc::new(redis.transport()))
-        .build()
-    {
+    let servers = spec
+        .failovers
+        .as_ref()
+        .map(|_| failover::Servers::new(&sim, spec.latency));
+    let (redis, transport) = match &servers {
+        Some(servers) => (servers.first(), servers.transport()),
+        None => {
+            let redis = sim.redis();
+            redis.set_faults(Faults {
+                latency: spec.latency,
+                ..Faults::default()
+            });
+            redis.set_plan(spec.plan.clone());
+            let transport: Arc<dyn crate::seams::Transport> = Arc::new(redis.transport());
+            (redis, transport)
+        }
+    };
+    let keeper = match sim.keeper_builder(spec.config(), transport).build() {
         Ok(k) => k,
         Err(e) => {
             return Err(SwarmFailure {
@@ -425,6 +440,9 @@ pub fn run(spec: &SwarmSpec, keep_lines: bool) -> Result<SwarmReport, SwarmFailu
             if let Some(ps) = &spec.pubsub {
                 world.run_publisher(ps.clone()).await;
             }
+            if let (Some(servers), Some(f)) = (&servers, &spec.failovers) {
+                world.run_failovers(servers, f).await;
+            }
         },
     ));
     world.check_invariants("at the end of phase one");
@@ -448,7 +466,10 @@ pub fn run(spec: &SwarmSpec, keep_lines: bool) -> Result<SwarmReport, SwarmFailu
     sim.block_on(world.keeper.close());
     sim.run_for(Duration::from_secs(1));
     world.check_invariants("after close");
-    let open = world.redis.connected_clients();
+    let open = servers.as_ref().map_or_else(
+        || world.redis.connected_clients(),
+        |s| s.connected_clients(),
+    );
     if open != 0 {
         world.violation(format!("{open} connections still open after close"));
     }

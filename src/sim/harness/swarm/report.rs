@@ -24,6 +24,10 @@ pub struct Rare {
     pub pool_timeouts: u64,
     /// Subscriber reconnects (each followed by one resubscription).
     pub resubscriptions: u64,
+    /// Sentinel master switches followed (failover runs).
+    pub master_switches: u64,
+    /// `READONLY` replies from a stale master, each request sent once more (failover runs).
+    pub readonly_replies: u64,
 }
 
 impl Rare {
@@ -38,10 +42,12 @@ impl Rare {
         self.cancelled += other.cancelled;
         self.pool_timeouts += other.pool_timeouts;
         self.resubscriptions += other.resubscriptions;
+        self.master_switches += other.master_switches;
+        self.readonly_replies += other.readonly_replies;
     }
 
     /// The counters by name, for reports and "never reached" checks.
-    pub fn named(&self) -> [(&'static str, u64); 9] {
+    pub fn named(&self) -> [(&'static str, u64); 11] {
         [
             ("breaker trips (closed -> open)", self.breaker_trips),
             ("breaker reopens (half-open -> open)", self.breaker_reopens),
@@ -52,6 +58,8 @@ impl Rare {
             ("operations cancelled", self.cancelled),
             ("pool wait timeouts", self.pool_timeouts),
             ("subscriber resubscriptions", self.resubscriptions),
+            ("sentinel master switches", self.master_switches),
+            ("READONLY replies resent once", self.readonly_replies),
         ]
     }
 }

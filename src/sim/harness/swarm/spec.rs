@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::failover::{FailoverSpec, Servers};
 use crate::config::{Jitter, KeeperConfig};
 use crate::rng::Rng;
 use crate::sim::doubles::{Fault, FaultPlan, Latency, Restart};
@@ -106,6 +107,9 @@ pub struct SwarmSpec {
     pub plan: FaultPlan,
     /// A subscriber and a publisher on the first database, if drawn.
     pub pubsub: Option<PubSubSpec>,
+    /// Sentinel failovers, if drawn: then every database is Sentinel-backed, and the run has
+    /// no fault plan and no pub/sub (a subscriber stays on the old master until it is demoted).
+    pub failovers: Option<FailoverSpec>,
 }
 
 pub(super) fn ms(n: u64) -> Duration {
@@ -218,7 +222,13 @@ impl SwarmSpec {
             plan = plan.at(at, fault);
         }
         // Drawn last, so every earlier part of a seed's run is as it was before pub/sub.
-        let pubsub = rng.chance(0.5).then(|| PubSubSpec::draw(&mut rng));
+        let mut pubsub = rng.chance(0.5).then(|| PubSubSpec::draw(&mut rng));
+        // Drawn after pub/sub, for the same reason.
+        let failovers = rng.chance(0.25).then(|| FailoverSpec::draw(&mut rng));
+        if failovers.is_some() {
+            plan = FaultPlan::default();
+            pubsub = None;
+        }
         Self {
             seed,
             dbs,
@@ -228,11 +238,22 @@ impl SwarmSpec {
             latency,
             plan,
             pubsub,
+            failovers,
         }
     }
 
-    /// The Keeper configuration: the default sixteen databases, the drawn ones configured.
+    /// The Keeper configuration: the default sixteen databases, the drawn ones configured
+    /// (and all of them Sentinel-backed in a failover run).
     pub fn config(&self) -> KeeperConfig {
+        let config = self.direct_config();
+        match self.failovers {
+            Some(_) => Servers::configure(config),
+            None => config,
+        }
+    }
+
+    /// [`SwarmSpec::config`] without Sentinel.
+    fn direct_config(&self) -> KeeperConfig {
         let mut config = KeeperConfig::default().configure_all(|d| {
             d.max_connections(2)
                 .shared_connections(1)

@@ -1,0 +1,192 @@
+//! Swarm runs with Sentinel failovers: two data servers (a master and its replica), two
+//! sentinels on one [`SimNetwork`], every database Sentinel-backed, and a script of failovers
+//! as real sentinels make them: the announcement, the promotion one tick later (the replica
+//! takes the master's data), `+switch-master` 0.7 s after that, and the old master demoted
+//! (its clients closed) 10 s later. While the old master is still writable the run checks that
+//! nothing reaches it after the promotion: every acknowledged write must be on the new master.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::spec::{draw_ms, ms};
+use super::World;
+use crate::config::KeeperConfig;
+use crate::rng::Rng;
+use crate::seams::{Clock, Transport};
+use crate::sim::doubles::{Faults, Latency, Sim};
+use crate::sim::server::{SimNetwork, SimRedis, SimRole};
+
+const DATA: [&str; 2] = ["127.0.0.1:16379", "127.0.0.1:16380"];
+const SENTINELS: [&str; 2] = ["127.0.0.1:26379", "127.0.0.1:26380"];
+/// Every logical database of the servers (the swarm's databases use some of them).
+const DBS: usize = 16;
+
+/// The failovers of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailoverSpec {
+    /// Start instants from the run's start, at least 12 s apart (a failover's script takes
+    /// 10.8 s), and whether each is announced. An announced one goes as real sentinels make
+    /// it; an unannounced one has no `+try-failover`, and its old master is a replica from the
+    /// promotion on (writes there get `READONLY`, sent once more; the master is then found by
+    /// the `ROLE` check, the poll or the late `+switch-master`).
+    pub starts: Vec<(Duration, bool)>,
+}
+
+impl FailoverSpec {
+    pub(super) fn draw(rng: &mut Rng) -> Self {
+        let mut at = draw_ms(rng, 200, 5_000);
+        let starts = (0..rng.between(1, 3))
+            .map(|_| {
+                let start = at;
+                at += draw_ms(rng, 12_000, 20_000);
+                (start, rng.chance(0.7))
+            })
+            .collect();
+        Self { starts }
+    }
+}
+
+/// The servers of a failover run.
+pub(super) struct Servers {
+    data: [SimRedis; 2],
+    sentinels: Vec<SimRedis>,
+    net: SimNetwork,
+    /// Which of `data` is the master now.
+    master: AtomicUsize,
+}
+
+impl Servers {
+    /// Two data servers (the first the master) and two sentinels naming it, with `latency`.
+    pub(super) fn new(sim: &Sim, latency: Latency) -> Self {
+        let net = SimNetwork::new();
+        let data = [sim.redis(), sim.redis()];
+        for (server, addr) in data.iter().zip(DATA) {
+            server.set_faults(Faults {
+                latency,
+                ..Faults::default()
+            });
+            net.add(addr, server.clone());
+        }
+        data[1].set_role(SimRole::Replica {
+            master: DATA[0].to_owned(),
+        });
+        let sentinels = SENTINELS
+            .iter()
+            .map(|addr| {
+                let s = sim.redis();
+                s.set_sentinel(&[("mymaster", DATA[0])]);
+                net.add(addr, s.clone());
+                s
+            })
+            .collect();
+        Self {
+            data,
+            sentinels,
+            net,
+            master: AtomicUsize::new(0),
+        }
+    }
+
+    /// The first data server (the world's `redis`: restarts, heal).
+    pub(super) fn first(&self) -> SimRedis {
+        self.data[0].clone()
+    }
+
+    /// The transport of the Keeper.
+    pub(super) fn transport(&self) -> Arc<dyn Transport> {
+        Arc::new(self.net.clone())
+    }
+
+    /// `config` with every database following `mymaster` through the sentinels.
+    pub(super) fn configure(config: KeeperConfig) -> KeeperConfig {
+        config.configure_all(|d| {
+            d.sentinel_master_name("mymaster")
+                .sentinel_nodes(SENTINELS.iter().map(|s| s.to_string()).collect())
+        })
+    }
+
+    /// Clients still connected to any of the servers.
+    pub(super) fn connected_clients(&self) -> usize {
+        self.data
+            .iter()
+            .chain(&self.sentinels)
+            .map(SimRedis::connected_clients)
+            .sum()
+    }
+
+    /// Every string of every database of `server`.
+    fn snapshot(server: &SimRedis) -> Vec<(usize, Vec<u8>, Option<Vec<u8>>)> {
+        (0..DBS)
+            .flat_map(|db| {
+                server
+                    .keys(db)
+                    .into_iter()
+                    .map(move |k| (db, k.clone(), server.get(db, &k)))
+            })
+            .collect()
+    }
+}
+
+impl World {
+    /// Runs the failover script of `spec` (bounded: a fixed number of steps).
+    pub(super) async fn run_failovers(&self, servers: &Servers, spec: &FailoverSpec) {
+        let start = self.clock.now();
+        for (i, (at, announced)) in spec.starts.iter().enumerate() {
+            self.clock.sleep_until(start + *at).await;
+            let old = servers.master.load(Ordering::Acquire);
+            let (from, to) = (&servers.data[old], &servers.data[1 - old]);
+            if *announced {
+                let announcing = &servers.sentinels[i % servers.sentinels.len()];
+                announcing.publish(
+                    "+try-failover",
+                    &format!("master mymaster {}", DATA[old].replace(':', " ")),
+                );
+                self.record(format_args!("failover {i}: announced"));
+            }
+            self.clock.sleep_until(self.clock.now() + ms(100)).await;
+            // The promotion: the replica has what the master had (replication caught up; the
+            // swarm's traffic never deletes a key, so copying the master's strings suffices).
+            let at_promotion = Servers::snapshot(from);
+            for (db, key, value) in &at_promotion {
+                if let Some(v) = value {
+                    to.set(*db, key, v);
+                }
+            }
+            to.set_role(SimRole::Master);
+            if !announced {
+                from.set_role(SimRole::Replica {
+                    master: DATA[1 - old].to_owned(),
+                });
+            }
+            self.record(format_args!("failover {i}: promoted {}", DATA[1 - old]));
+            self.clock.sleep_until(self.clock.now() + ms(700)).await;
+            let switch = format!(
+                "mymaster {} {}",
+                DATA[old].replace(':', " "),
+                DATA[1 - old].replace(':', " ")
+            );
+            for s in &servers.sentinels {
+                s.sentinel_set_master("mymaster", DATA[1 - old]);
+                s.publish("+switch-master", &switch);
+            }
+            servers.master.store(1 - old, Ordering::Release);
+            self.record(format_args!("failover {i}: switched"));
+            // The old master stays writable until it is demoted.
+            self.clock
+                .sleep_until(self.clock.now() + Duration::from_secs(10))
+                .await;
+            if Servers::snapshot(from) != at_promotion {
+                self.violation(format!(
+                    "failover {i}: a write reached the old master {} after the promotion",
+                    DATA[old]
+                ));
+            }
+            from.set_role(SimRole::Replica {
+                master: DATA[1 - old].to_owned(),
+            });
+            from.kill_all();
+            self.record(format_args!("failover {i}: demoted {}", DATA[old]));
+        }
+    }
+}
