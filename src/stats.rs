@@ -153,7 +153,11 @@ pub struct SentinelStats {
     /// after a `ROLE` mismatch or `READONLY` until the sentinels are asked again. In the
     /// snapshot only, never a metric label.
     pub master: Option<String>,
-    /// Times the master moved (a new address from an event, a poll or a lookup).
+    /// For `role: replica`: the healthy replicas read from, round robin (`host:port` each;
+    /// in the snapshot only).
+    pub replicas: Vec<String>,
+    /// Times the master moved (a new address from an event, a poll or a lookup); for
+    /// `role: replica`, times the list of healthy replicas changed.
     pub switches: u64,
     /// Lookups the sentinels answered with an address.
     pub lookups: u64,

@@ -452,3 +452,91 @@ fn a_replica_named_as_the_master_is_a_role_mismatch_then_resolved_again() {
         "a role mismatch is not a breaker failure"
     );
 }
+
+#[test]
+fn a_replica_reader_reads_round_robin_from_healthy_replicas_and_never_resends_a_write() {
+    let sim = Sim::new(9);
+    let net = SimNetwork::new();
+    let master = sim.redis();
+    let replicas = [sim.redis(), sim.redis(), sim.redis()];
+    let addrs = ["127.0.0.1:16381", "127.0.0.1:16382", "127.0.0.1:16383"];
+    net.add(OLD, master.clone());
+    for (i, (r, addr)) in replicas.iter().zip(addrs).enumerate() {
+        r.set_role(SimRole::Replica {
+            master: OLD.to_owned(),
+        });
+        r.set(0, b"who", format!("replica {i}").as_bytes());
+        net.add(addr, r.clone());
+    }
+    let sentinel = sim.redis();
+    sentinel.set_sentinel(&[("mymaster", OLD)]);
+    sentinel.sentinel_set_replicas(
+        "mymaster",
+        &[
+            (addrs[0], "slave"),
+            (addrs[1], "slave,s_down"),
+            (addrs[2], "slave"),
+        ],
+    );
+    net.add(SENTINELS[0], sentinel.clone());
+    let config = KeeperConfig::from_yaml_str(&format!(
+        "redis_databases:\n  main:\n    role: replica\n    sentinel: {{master_name: mymaster, nodes: [\"{}\"]}}\n",
+        SENTINELS[0]
+    ))
+    .unwrap();
+    let keeper = sim.keeper_builder(config, Arc::new(net)).build().unwrap();
+    let seen: Vec<String> = sim.block_on(async {
+        // Six connections held at once: each opened to the next healthy replica in turn.
+        let mut held = Vec::new();
+        let mut seen = Vec::new();
+        for _ in 0..6 {
+            let mut c = keeper.get_exclusive("main").await.unwrap();
+            seen.push(c.get::<_, String>("who").await.unwrap());
+            held.push(c);
+        }
+        seen
+    });
+    assert!(seen.contains(&"replica 0".to_owned()), "{seen:?}");
+    assert!(seen.contains(&"replica 2".to_owned()), "{seen:?}");
+    assert!(
+        !seen.contains(&"replica 1".to_owned()),
+        "a replica the sentinels consider down is not read: {seen:?}"
+    );
+    let err = sim.block_on(async {
+        let mut c = keeper.main().await.unwrap();
+        c.set::<_, _, ()>("k", "v").await.unwrap_err()
+    });
+    assert_eq!(err.code(), Some("READONLY"), "{err}");
+    let stats = keeper.stats();
+    let s = stats.databases["main"].sentinel.clone().unwrap();
+    assert_eq!(
+        s.readonly_replies, 0,
+        "a replica reader never resends: {s:?}"
+    );
+    assert_eq!(s.replicas, [addrs[0], addrs[2]]);
+    assert_eq!(master.dbsize(0), 0, "nothing reached the master");
+    // Replica 0 goes down: within one poll the list changes (a new epoch) and only replica 2
+    // is read from then on.
+    sentinel.sentinel_set_replicas(
+        "mymaster",
+        &[(addrs[0], "slave,s_down"), (addrs[2], "slave")],
+    );
+    sim.run_for(Duration::from_millis(2100));
+    let s = keeper.stats().databases["main"].sentinel.clone().unwrap();
+    assert_eq!(
+        (s.replicas.as_slice(), s.switches),
+        (&[addrs[2].to_owned()][..], 1),
+        "{s:?}"
+    );
+    let seen: Vec<String> = sim.block_on(async {
+        let mut held = Vec::new();
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let mut c = keeper.get_exclusive("main").await.unwrap();
+            seen.push(c.get::<_, String>("who").await.unwrap());
+            held.push(c);
+        }
+        seen
+    });
+    assert_eq!(seen, ["replica 2", "replica 2", "replica 2"]);
+}

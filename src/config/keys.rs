@@ -23,7 +23,7 @@ use super::kinds::{
     read_checked, CertReqsName, Count, DbNumber, Flag, Host, JitterName, Kind, Limit, Number,
     Password, Period, Port, Seconds, Text,
 };
-use super::nodes::Nodes;
+use super::nodes::{Nodes, RoleName};
 #[cfg(test)]
 use super::table::default_doc;
 use super::table::{
@@ -31,7 +31,7 @@ use super::table::{
     Level, Scope,
 };
 use super::url::Url;
-use super::{CertReqs, ConfigError, DatabaseOverrides, Origin, Secret};
+use super::{CertReqs, ConfigError, DatabaseOverrides, Origin, Secret, ServerRole};
 use crate::policy::{
     BreakerConfig, HealthConfig, IdleConfig, Jitter, ReadinessConfig, RetryConfig,
 };
@@ -93,6 +93,10 @@ config_keys! {
         /// an error naming both). Empty = none.
         sentinel_master_name: Text, Both, unset("none (direct)"),
             set sentinel_master_name(impl Into<String>);
+        /// Sentinel: `master` (reads and writes) or `replica` (reads from a healthy replica
+        /// the sentinels list, round robin, each checked with `ROLE`; a write gets
+        /// `READONLY`). Only with `sentinel_master_name`.
+        role: RoleName, Both, value(ServerRole::Master), set role(ServerRole);
         /// Sentinel: the sentinels' `host:port` addresses, a YAML list or one comma-separated
         /// string (YAML `sentinel.nodes`), at least one.
         sentinel_nodes: Nodes, Both, unset("none"), set sentinel_nodes(Vec<String>);

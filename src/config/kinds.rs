@@ -176,7 +176,7 @@ pub(crate) fn seconds(value: f64) -> Result<Duration, String> {
 }
 
 /// A scalar's text, or the error of a non-string.
-fn text_of(scalar: Scalar<'_>) -> Result<&str, String> {
+pub(crate) fn text_of(scalar: Scalar<'_>) -> Result<&str, String> {
     match scalar {
         Scalar::Str(s) => Ok(s),
         _ => Err("expected a string".to_owned()),

@@ -59,7 +59,7 @@ pub use error::{ConfigError, Origin};
 pub use names::RedisDatabase;
 pub use registry::{RegistryEntry, ServiceRegistry};
 pub use secret::Secret;
-pub use sentinel::SentinelSettings;
+pub use sentinel::{SentinelSettings, ServerRole};
 pub use settings::{
     BreakerSettings, DatabaseSettings, IdleSettings, ReadinessSettings, ResolvedConfig,
     RetrySettings,

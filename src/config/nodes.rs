@@ -1,6 +1,8 @@
-//! The kind of a list of `host:port` addresses (the sentinels of `sentinel.nodes`).
+//! The kinds of the Sentinel keys: a list of `host:port` addresses (`sentinel.nodes`) and a
+//! server role (`role`).
 
-use super::kinds::{redact_userinfo, Host, Kind, Port, Scalar, Yaml};
+use super::kinds::{redact_userinfo, text_of, Host, Kind, Port, Scalar, Yaml};
+use super::sentinel::ServerRole;
 use crate::seams::Endpoint;
 
 /// A list of `host:port` addresses (`[::1]:26379` for IPv6), at least one.
@@ -38,6 +40,23 @@ impl Kind for Nodes {
             .map(|n| redact_userinfo(&n.escape_debug().to_string()))
             .collect::<Vec<_>>()
             .join(", ")
+    }
+}
+
+/// A server role (`master` or `replica`).
+pub(crate) struct RoleName;
+
+impl Kind for RoleName {
+    type Value = ServerRole;
+    const YAML: Yaml = Yaml::Str;
+    fn from_scalar(scalar: Scalar<'_>) -> Result<ServerRole, String> {
+        text_of(scalar)?.parse()
+    }
+    fn from_text(text: &str) -> Result<ServerRole, String> {
+        text.parse()
+    }
+    fn show(r: &ServerRole) -> String {
+        r.to_string()
     }
 }
 

@@ -17,7 +17,7 @@ use super::settings::{
 };
 use super::tls::{TlsCache, TlsKeys};
 use super::url::{RedisUrl, Url, UrlTarget};
-use super::{ConfigError, KeeperConfig, Origin, RedisDatabase, ServiceRegistry};
+use super::{ConfigError, KeeperConfig, Origin, RedisDatabase, ServerRole, ServiceRegistry};
 use crate::seams::{Endpoint, Keepalive, TcpOptions};
 
 impl KeeperConfig {
@@ -202,6 +202,12 @@ fn finalize(
         server_name: v.tls_server_name.clone(),
     };
     let sentinel = match v.sentinel_master_name.filter(|m| !m.is_empty()) {
+        None if v.role == ServerRole::Replica => {
+            return Err(bad(
+                "role",
+                "`replica` needs a Sentinel-backed database (set `sentinel.master_name`)",
+            ))
+        }
         None => None,
         Some(master_name) => {
             let nodes = v
@@ -214,6 +220,7 @@ fn finalize(
                 master_name,
                 tls: tls_keys(v.sentinel_ssl).settings(&nodes[0], &bad, tls_cache)?,
                 nodes,
+                role: v.role,
                 username: v.sentinel_username.filter(|u| !u.is_empty()),
                 password: v.sentinel_password.filter(|s| !s.is_empty()),
                 poll_interval: v.sentinel_poll_interval,

@@ -16,7 +16,7 @@ use super::backend::{Backend, Binding, Resolved};
 use super::conn::{Link, RedisConn};
 use super::dial::{Dial, Failure};
 use super::driver::driver_task;
-use super::sentinel::{role_is_master, LookupError, SentinelBackend};
+use super::sentinel::{check_role, LookupError, SentinelBackend};
 use super::settings::{connection_info, PolicySettings};
 use crate::classify::classify;
 use crate::config::{DatabaseSettings, TlsSettings};
@@ -284,11 +284,13 @@ impl Connector {
             );
             self.track(conn.link());
             if let Some(sentinel) = sentinel {
-                if let Err((role, failure)) = role_is_master(conn.multiplexed()).await {
+                if let Err((role, failure)) =
+                    check_role(conn.multiplexed(), sentinel.expected_role()).await
+                {
                     if failure.0 == FailureKind::RoleMismatch {
                         sentinel.role_mismatch();
                         sentinel.forget();
-                        keeper_event!(self, WARN, master = %target.endpoint, role = %role, "the server the sentinels named is not the master; asking again");
+                        keeper_event!(self, WARN, server = %target.endpoint, role = %role, "the server the sentinels named has another role; asking again");
                     }
                     return Err(failure);
                 }

@@ -146,3 +146,31 @@ fn bad_sentinel_values_are_typed_errors_at_their_place() {
         .to_string();
     assert!(err.contains("REDIS_KEEPER_SENTINEL_NODES"), "{err}");
 }
+
+#[test]
+fn a_replica_role_needs_sentinel_and_reads_from_yaml_and_env() {
+    let err = yaml("redis_databases:\n  main:\n    role: replica\n")
+        .resolve(None, &no_env())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("role") && err.contains("needs a Sentinel-backed database"),
+        "{err}"
+    );
+    let err = yaml_err("role: leader\n");
+    assert!(err.contains("expected `master` or `replica`"), "{err}");
+    let config = yaml("sentinel: {master_name: m, nodes: [\"h:26379\"]}\n");
+    let e = env(&[("REDIS_KEEPER_KNOWLEDGE_ROLE", "replica")]);
+    let resolved = resolve(&config, &e);
+    let role = |db: &str| {
+        resolved
+            .database(db)
+            .unwrap()
+            .sentinel
+            .as_ref()
+            .unwrap()
+            .role
+    };
+    assert_eq!(role("knowledge"), ServerRole::Replica);
+    assert_eq!(role("main"), ServerRole::Master);
+}

@@ -120,6 +120,79 @@ impl SentinelBackend {
         }
     }
 
+    /// Asks one sentinel connection for the healthy replicas of the master (flags without
+    /// `s_down`, `o_down` or `disconnected`, master link `ok`): `None` if it does not know the
+    /// name.
+    pub(super) async fn ask_replicas(
+        &self,
+        runtime: &Runtime,
+        conn: &SentinelConn,
+        limit: Duration,
+    ) -> Result<Option<Vec<Endpoint>>, Failure> {
+        let mut cmd = redis::cmd("SENTINEL");
+        cmd.arg("replicas").arg(&self.settings.master_name);
+        let entries = match query(runtime, conn, &cmd, limit).await {
+            Ok(Value::Array(entries)) => entries,
+            Ok(other) => return Err(protocol(format!("SENTINEL replicas: {other:?}"))),
+            Err((_, e)) if e.to_string().contains("No such master") => return Ok(None),
+            Err(f) => return Err(f),
+        };
+        let healthy = entries
+            .iter()
+            .filter_map(|entry| {
+                let fields = fields_of(entry)?;
+                let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+                let flags = field("flags")?;
+                let down = ["s_down", "o_down", "disconnected"]
+                    .iter()
+                    .any(|f| flags.contains(f));
+                let linked = field("master-link-status").is_none_or(|l| l == "ok");
+                (!down && linked)
+                    .then(|| {
+                        Some(Endpoint::tcp(
+                            field("ip")?.clone(),
+                            field("port")?.parse().ok()?,
+                        ))
+                    })
+                    .flatten()
+            })
+            .collect();
+        Ok(Some(healthy))
+    }
+
+    /// Asks one sentinel connection and learns the answer: the master's address, or the
+    /// healthy replicas for `role: replica`. `Ok(None)`: the sentinel does not know the master;
+    /// otherwise where to connect and whether it was a switch. No healthy replica is a failure.
+    pub(super) async fn refresh_on(
+        &self,
+        runtime: &Runtime,
+        conn: &SentinelConn,
+        limit: Duration,
+        via: &'static str,
+    ) -> Result<Option<(Endpoint, bool)>, Failure> {
+        if !self.reads_replicas() {
+            let Some(master) = self.ask(runtime, conn, limit).await? else {
+                return Ok(None);
+            };
+            let switched = self.switched_to(master.clone(), via);
+            return Ok(Some((master, switched)));
+        }
+        let Some(list) = self.ask_replicas(runtime, conn, limit).await? else {
+            return Ok(None);
+        };
+        let Some(first) = list.first().cloned() else {
+            return Err(io_failure(
+                io::ErrorKind::NotFound,
+                format!(
+                    "the sentinels list no healthy replica of `{}`",
+                    self.settings.master_name
+                ),
+            ));
+        };
+        let switched = self.learn_replicas(list);
+        Ok(Some((first, switched)))
+    }
+
     /// The other sentinels one sentinel knows of (`SENTINEL sentinels`), added to the list.
     pub(super) async fn refresh_peers(
         &self,
@@ -135,17 +208,7 @@ impl SentinelBackend {
         let peers = entries
             .iter()
             .filter_map(|entry| {
-                let fields: Vec<(String, String)> = match entry {
-                    Value::Array(flat) => flat
-                        .chunks(2)
-                        .filter_map(|kv| Some((text(kv.first()?)?, text(kv.get(1)?)?)))
-                        .collect(),
-                    Value::Map(pairs) => pairs
-                        .iter()
-                        .filter_map(|(k, v)| Some((text(k)?, text(v)?)))
-                        .collect(),
-                    _ => return None,
-                };
+                let fields = fields_of(entry)?;
                 let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v);
                 Some(Endpoint::tcp(
                     field("ip")?.clone(),
@@ -169,15 +232,14 @@ impl SentinelBackend {
         let mut unknown_to = Vec::new();
         for node in self.nodes() {
             let answer = match self.connect(runtime, &node, tcp, limit, None).await {
-                Ok(conn) => self.ask(runtime, &conn, limit).await,
+                Ok(conn) => self.refresh_on(runtime, &conn, limit, "lookup").await,
                 Err(f) => Err(f),
             };
             match answer {
-                Ok(Some(master)) => {
+                Ok(Some(found)) => {
                     self.answered(&node);
                     bump(&self.counters.lookups);
-                    let switched = self.switched_to(master.clone(), "lookup");
-                    return Ok((master, switched));
+                    return Ok(found);
                 }
                 Ok(None) => unknown_to.push(node.to_string()),
                 Err((kind, e)) => failed.push((node.to_string(), kind, e)),
@@ -240,8 +302,12 @@ pub(super) async fn query(
     }
 }
 
-/// Whether `ROLE` on `conn` says `master`; the role it says otherwise.
-pub(crate) async fn role_is_master(conn: &MultiplexedConnection) -> Result<(), (String, Failure)> {
+/// Whether `ROLE` on `conn` says `expected` (`master`, or `slave` for a replica); the role it
+/// says otherwise.
+pub(crate) async fn check_role(
+    conn: &MultiplexedConnection,
+    expected: &str,
+) -> Result<(), (String, Failure)> {
     let mut mc = conn.clone();
     let reply = mc.send_packed_command(&redis::cmd("ROLE")).await;
     let role = match &reply {
@@ -249,10 +315,10 @@ pub(crate) async fn role_is_master(conn: &MultiplexedConnection) -> Result<(), (
         _ => None,
     };
     match (reply, role) {
-        (_, Some(role)) if role == "master" => Ok(()),
+        (_, Some(role)) if role == expected => Ok(()),
         (_, Some(role)) => {
             let e = redis::RedisError::from(io::Error::other(format!(
-                "the server the sentinels named as the master answers ROLE `{role}`"
+                "the server the sentinels named answers ROLE `{role}`, not `{expected}`"
             )));
             Err((role, (FailureKind::RoleMismatch, e)))
         }
@@ -265,6 +331,25 @@ pub(crate) async fn role_is_master(conn: &MultiplexedConnection) -> Result<(), (
             String::new(),
             protocol(format!("unexpected ROLE reply {other:?}")),
         )),
+    }
+}
+
+/// The field/value pairs of one `SENTINEL sentinels`/`replicas` entry (a flat array in
+/// RESP2, a map in RESP3).
+fn fields_of(entry: &Value) -> Option<Vec<(String, String)>> {
+    match entry {
+        Value::Array(flat) => Some(
+            flat.chunks(2)
+                .filter_map(|kv| Some((text(kv.first()?)?, text(kv.get(1)?)?)))
+                .collect(),
+        ),
+        Value::Map(pairs) => Some(
+            pairs
+                .iter()
+                .filter_map(|(k, v)| Some((text(k)?, text(v)?)))
+                .collect(),
+        ),
+        _ => None,
     }
 }
 

@@ -22,7 +22,7 @@ macro_rules! sentinel_event {
 mod lookup;
 mod watcher;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -30,12 +30,12 @@ use tracing::level_filters::LevelFilter;
 
 use super::dial::Failure;
 use super::Database;
-use crate::config::{ConfigError, DatabaseSettings, SentinelSettings};
+use crate::config::{ConfigError, DatabaseSettings, SentinelSettings, ServerRole};
 use crate::policy::{FailoverConfig, FailoverFollower, FollowerAction, SentinelSignal};
 use crate::seams::{Clock, Endpoint, Runtime, TcpOptions, Transport};
 use crate::stats::SentinelStats;
 
-pub(crate) use lookup::role_is_master;
+pub(crate) use lookup::check_role;
 pub(crate) use watcher::spawn_watcher;
 
 /// Why no master address came back from the sentinels.
@@ -60,6 +60,10 @@ pub(crate) struct SentinelBackend {
     epoch: Arc<AtomicU64>,
     /// Where the master is, once learnt; `None` makes the next connection ask the sentinels.
     master: Mutex<Option<Endpoint>>,
+    /// For `role: replica`: the healthy replicas as last listed (empty: ask the sentinels),
+    /// and the next in turn.
+    replicas: Mutex<Vec<Endpoint>>,
+    next_replica: AtomicUsize,
     /// The sentinels, the one that answered last first (then those `SENTINEL sentinels` named).
     order: Mutex<Vec<Endpoint>>,
     follower: Mutex<FailoverFollower>,
@@ -114,6 +118,8 @@ impl SentinelBackend {
             log_level,
             epoch: Arc::new(AtomicU64::new(0)),
             master: Mutex::new(None),
+            replicas: Mutex::new(Vec::new()),
+            next_replica: AtomicUsize::new(0),
             follower: Mutex::new(FailoverFollower::new(config, now)),
             holding: AtomicBool::new(false),
             released: event_listener::Event::new(),
@@ -175,17 +181,58 @@ impl SentinelBackend {
         switched
     }
 
-    /// The address and epoch a connection opens with, if the master is known.
+    /// The healthy replicas are `list` now (for `role: replica`). A change from a known list
+    /// starts a new epoch, counted as a switch; returns whether it was one.
+    fn learn_replicas(&self, list: Vec<Endpoint>) -> bool {
+        let mut replicas = lock(&self.replicas);
+        let switched = !replicas.is_empty() && *replicas != list;
+        *replicas = list;
+        if switched {
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+            bump(&self.counters.switches);
+        }
+        switched
+    }
+
+    /// Whether the database reads from replicas (`role: replica`).
+    pub(crate) fn reads_replicas(&self) -> bool {
+        self.settings.role == ServerRole::Replica
+    }
+
+    /// The `ROLE` a server this database connects to must answer.
+    pub(crate) fn expected_role(&self) -> &'static str {
+        match self.settings.role {
+            ServerRole::Master => "master",
+            ServerRole::Replica => "slave",
+        }
+    }
+
+    /// The address and epoch a connection opens with, if known: the master, or the next
+    /// healthy replica in turn.
     pub(crate) fn target(&self) -> Option<(Endpoint, u64)> {
+        if self.reads_replicas() {
+            let replicas = lock(&self.replicas);
+            let epoch = self.epoch.load(Ordering::Acquire);
+            let n = self.next_replica.fetch_add(1, Ordering::Relaxed);
+            return (!replicas.is_empty()).then(|| (replicas[n % replicas.len()].clone(), epoch));
+        }
         let master = lock(&self.master);
         let epoch = self.epoch.load(Ordering::Acquire);
         master.clone().map(|m| (m, epoch))
     }
 
-    /// The server at the known address is not the master (`ROLE`, `READONLY`): every
-    /// connection to it is stale (a new epoch), and the next connection asks the sentinels
-    /// again. Returns the address forgotten.
+    /// The server at the known address is not what it should be (`ROLE`, `READONLY`): every
+    /// connection of this backend is stale (a new epoch), and the next connection asks the
+    /// sentinels again. Returns the master address forgotten.
     pub(crate) fn forget(&self) -> Option<Endpoint> {
+        if self.reads_replicas() {
+            let mut replicas = lock(&self.replicas);
+            if !replicas.is_empty() {
+                replicas.clear();
+                self.epoch.fetch_add(1, Ordering::AcqRel);
+            }
+            return None;
+        }
         let mut master = lock(&self.master);
         let old = master.take();
         if old.is_some() {
@@ -226,8 +273,12 @@ impl SentinelBackend {
         self.holding.load(Ordering::Acquire)
     }
 
-    /// Feeds a sentinel's signal to the follower at `now`.
+    /// Feeds a sentinel's signal to the follower at `now`. A replica reader does not hold
+    /// (reads may go on during a failover); a switch makes it list the replicas again.
     fn signal(&self, signal: &SentinelSignal, now: Instant) -> FollowerAction {
+        if self.reads_replicas() && *signal == SentinelSignal::FailoverStarted {
+            return FollowerAction::None;
+        }
         let action = lock(&self.follower).on_signal(signal, now);
         self.apply(action);
         action
@@ -295,6 +346,10 @@ impl SentinelBackend {
         SentinelStats {
             master_name: self.settings.master_name.clone(),
             master: self.master().map(|m| m.to_string()),
+            replicas: lock(&self.replicas)
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
             switches: read(&self.counters.switches),
             lookups: read(&self.counters.lookups),
             lookup_failures: read(&self.counters.lookup_failures),
@@ -333,6 +388,7 @@ impl SentinelBackends {
                 && o.tls == settings.tls
                 && o.poll_interval == settings.poll_interval
                 && o.failover_hold == settings.failover_hold
+                && o.role == settings.role
                 && b.tcp == db.tcp
                 && b.connect_timeout == db.connect_timeout
         };
@@ -366,7 +422,7 @@ impl Database {
     /// master). Counts it and forgets the address (a new epoch), so the next connection asks
     /// the sentinels; `false` for a direct database, where the reply stands as it is.
     pub(crate) fn readonly_seen(&self) -> bool {
-        let Some(sentinel) = self.sentinel() else {
+        let Some(sentinel) = self.sentinel().filter(|s| !s.reads_replicas()) else {
             return false;
         };
         sentinel.readonly_reply();

@@ -106,6 +106,8 @@ fn on_message(sentinel: &SentinelBackend, channel: &str, payload: &str, now: Ins
         SentinelSignal::FailoverAborted => {
             sentinel_event!(sentinel, WARN, event = %channel, "sentinel failover aborted; commands go on");
         }
+        // A replica reader lists the replicas again at the poll the switch made due.
+        SentinelSignal::Switched { .. } if sentinel.reads_replicas() => {}
         SentinelSignal::Switched { host, port } => {
             sentinel.switched_to(Endpoint::tcp(host.clone(), *port), "+switch-master");
         }
@@ -184,9 +186,11 @@ fn forward(tx: &mpsc::UnboundedSender<(String, String)>, lost: &AtomicBool, info
 async fn poll(sentinel: &SentinelBackend, subs: &[Subscription]) {
     let limit = step_limit(sentinel);
     for sub in subs {
-        if let Ok(Some(master)) = sentinel.ask(&sentinel.runtime, &sub.conn, limit).await {
+        let answer = sentinel
+            .refresh_on(&sentinel.runtime, &sub.conn, limit, "poll")
+            .await;
+        if let Ok(Some(_)) = answer {
             bump(&sentinel.counters.lookups);
-            sentinel.switched_to(master, "poll");
             return;
         }
     }

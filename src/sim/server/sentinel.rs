@@ -16,6 +16,8 @@ pub(super) struct Sentinel {
     masters: BTreeMap<String, String>,
     /// The other sentinels, `"host:port"` each.
     peers: Vec<String>,
+    /// Master name → its replicas, `("host:port", flags)` each.
+    replicas: BTreeMap<String, Vec<(String, String)>>,
 }
 
 impl SimRedis {
@@ -119,6 +121,44 @@ impl SimRedis {
     }
 }
 
+impl SimRedis {
+    /// Sets the replicas `SENTINEL REPLICAS <name>` lists for master `name`: `("host:port",
+    /// flags)` each, flags as Sentinel shows them (`slave`, or `slave,s_down` for one it
+    /// considers down). Each is listed with `name`, `ip`, `port`, `flags` and
+    /// `master-link-status` (`ok`, or `err` when its flags say it is down).
+    ///
+    /// ```
+    /// use redis_keeper::sim::wire::encode_request;
+    /// use redis_keeper::sim::{SimClock, SimRedis, Trace};
+    /// use redis_keeper::Rng;
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    ///
+    /// let sentinel = SimRedis::new(SimClock::new(), Rng::new(3), Trace::new());
+    /// sentinel.set_sentinel(&[("mymaster", "10.0.0.1:6379")]);
+    /// sentinel.sentinel_set_replicas("mymaster", &[("10.0.0.2:6380", "slave")]);
+    /// let mut stream = sentinel.connect().unwrap();
+    /// let reply = futures::executor::block_on(async {
+    ///     let ask = encode_request(&[b"SENTINEL", b"replicas", b"mymaster"]);
+    ///     stream.write_all(&ask).await.unwrap();
+    ///     let mut buf = [0u8; 256];
+    ///     let n = stream.read(&mut buf).await.unwrap();
+    ///     String::from_utf8_lossy(&buf[..n]).into_owned()
+    /// });
+    /// assert!(reply.starts_with("*1\r\n*10\r\n$4\r\nname\r\n$13\r\n10.0.0.2:6380\r\n"), "{reply}");
+    /// assert!(reply.ends_with("$18\r\nmaster-link-status\r\n$2\r\nok\r\n"), "{reply}");
+    /// ```
+    pub fn sentinel_set_replicas(&self, name: &str, replicas: &[(&str, &str)]) {
+        let list: Vec<(String, String)> = replicas
+            .iter()
+            .map(|(a, f)| ((*a).to_owned(), (*f).to_owned()))
+            .collect();
+        self.with(|st| {
+            st.record(format_args!("sentinel replicas of {name}: {list:?}"));
+            st.sentinel.replicas.insert(name.to_owned(), list);
+        });
+    }
+}
+
 impl State {
     /// Whether the server plays Sentinel.
     pub(super) fn is_sentinel(&self) -> bool {
@@ -139,7 +179,8 @@ impl State {
     /// connection `id`.
     pub(super) fn sentinel_command(&self, id: u64, args: &[Vec<u8>]) -> Reply {
         let by_name = is(&args[1], "get-master-addr-by-name");
-        if !by_name && !is(&args[1], "sentinels") {
+        let replicas = is(&args[1], "replicas") || is(&args[1], "slaves");
+        if !by_name && !replicas && !is(&args[1], "sentinels") {
             let shown = String::from_utf8_lossy(&args[1]);
             return Reply::err(format!("ERR Unknown sentinel subcommand '{shown}'"));
         }
@@ -160,6 +201,10 @@ impl State {
                 } else {
                     Reply::NilArray
                 }
+            }
+            Some(_) if replicas => {
+                let list = self.sentinel.replicas.get(&*name).into_iter().flatten();
+                Reply::Array(list.map(|(addr, flags)| replica(addr, flags)).collect())
             }
             Some(_) => {
                 let peers = self.sentinel.peers.iter().map(String::as_str).map(peer);
@@ -200,6 +245,29 @@ fn peer(addr: &str) -> Reply {
         port,
         "flags",
         "sentinel",
+    ];
+    Reply::Array(fields.iter().map(|f| Reply::bulk(*f)).collect())
+}
+
+/// One entry of `SENTINEL REPLICAS`: a flat field/value array.
+fn replica(addr: &str, flags: &str) -> Reply {
+    let (host, port) = split_addr(addr);
+    let link = if flags.contains("s_down") || flags.contains("disconnected") {
+        "err"
+    } else {
+        "ok"
+    };
+    let fields = [
+        "name",
+        addr,
+        "ip",
+        host,
+        "port",
+        port,
+        "flags",
+        flags,
+        "master-link-status",
+        link,
     ];
     Reply::Array(fields.iter().map(|f| Reply::bulk(*f)).collect())
 }
