@@ -540,3 +540,47 @@ fn a_replica_reader_reads_round_robin_from_healthy_replicas_and_never_resends_a_
     });
     assert_eq!(seen, ["replica 2", "replica 2", "replica 2"]);
 }
+
+#[test]
+fn the_sentinels_a_sentinel_names_are_added_and_one_master_has_one_watcher() {
+    let sim = Sim::new(10);
+    let net = SimNetwork::new();
+    let master = sim.redis();
+    net.add(OLD, master.clone());
+    let sentinels: Vec<SimRedis> = SENTINELS
+        .iter()
+        .map(|addr| {
+            let s = sim.redis();
+            s.set_sentinel(&[("mymaster", OLD)]);
+            s.set_sentinel_peers(
+                &SENTINELS
+                    .iter()
+                    .copied()
+                    .filter(|a| a != addr)
+                    .collect::<Vec<_>>(),
+            );
+            net.add(addr, s.clone());
+            s
+        })
+        .collect();
+    // Only the first sentinel is configured, for every database (a top-level map).
+    let config = KeeperConfig::from_yaml_str(&format!(
+        "sentinel: {{master_name: mymaster, nodes: [\"{}\"]}}\n",
+        SENTINELS[0]
+    ))
+    .unwrap();
+    let keeper = sim.keeper_builder(config, Arc::new(net)).build().unwrap();
+    sim.run_for(Duration::from_secs(3));
+    let stats = keeper.stats();
+    let s = stats.databases["main"].sentinel.clone().unwrap();
+    assert_eq!(s.sentinels, 2, "the second sentinel was learnt: {s:?}");
+    assert_eq!(s.master.as_deref(), Some(OLD), "polled: {s:?}");
+    // Sixteen Sentinel-backed databases, one master: one subscription per sentinel.
+    assert_eq!(sentinels[0].connected_clients(), 1);
+    assert_eq!(
+        sentinels[1].connected_clients(),
+        1,
+        "subscribed once learnt"
+    );
+    assert_eq!(master.connected_clients(), 0, "no database was used");
+}

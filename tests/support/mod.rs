@@ -29,3 +29,4 @@ macro_rules! on_both_runtimes {
 pub mod certs;
 pub mod harness;
 pub mod redis_server;
+pub mod sentinel;

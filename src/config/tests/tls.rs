@@ -143,3 +143,31 @@ redis_databases:
         "other files, another configuration"
     );
 }
+
+#[test]
+fn sentinels_speak_tls_when_the_database_does_unless_told_otherwise() {
+    let config = yaml(
+        "
+ssl: true
+ssl_cert_reqs: none
+sentinel: { master_name: m, nodes: ['10.0.0.5:26379'] }
+redis_databases:
+  knowledge: { sentinel_ssl: false }
+",
+    );
+    let r = resolve(&config, &no_env());
+    let main = r.database("main").unwrap();
+    assert!(main.tls.is_some(), "the data nodes over TLS");
+    let sentinel = main.sentinel.as_ref().unwrap();
+    assert_eq!(
+        sentinel.tls.as_ref().map(|t| t.cert_reqs),
+        Some(CertReqs::None),
+        "the sentinels too, with the same keys"
+    );
+    let knowledge = r.database("knowledge").unwrap();
+    assert!(knowledge.tls.is_some());
+    assert!(
+        knowledge.sentinel.as_ref().unwrap().tls.is_none(),
+        "sentinel_ssl: false"
+    );
+}

@@ -96,6 +96,13 @@ fn on_message(sentinel: &SentinelBackend, channel: &str, payload: &str, now: Ins
     else {
         return;
     };
+    // A switch is learnt before the follower sees it: its release wakes the held commands,
+    // which (on another thread) must find the new address and the old connections stale.
+    if let SentinelSignal::Switched { host, port } = &signal {
+        if !sentinel.reads_replicas() {
+            sentinel.switched_to(Endpoint::tcp(host.clone(), *port), "+switch-master");
+        }
+    }
     let action = sentinel.signal(&signal, now);
     match &signal {
         SentinelSignal::FailoverStarted => {
@@ -106,11 +113,8 @@ fn on_message(sentinel: &SentinelBackend, channel: &str, payload: &str, now: Ins
         SentinelSignal::FailoverAborted => {
             sentinel_event!(sentinel, WARN, event = %channel, "sentinel failover aborted; commands go on");
         }
-        // A replica reader lists the replicas again at the poll the switch made due.
-        SentinelSignal::Switched { .. } if sentinel.reads_replicas() => {}
-        SentinelSignal::Switched { host, port } => {
-            sentinel.switched_to(Endpoint::tcp(host.clone(), *port), "+switch-master");
-        }
+        // Learnt above; a replica reader lists the replicas again at the poll it made due.
+        SentinelSignal::Switched { .. } => {}
     }
 }
 
