@@ -1,7 +1,8 @@
 //! Sentinel failover against real processes (a master, a replica, three sentinels; see
 //! `support/sentinel.rs`): INCR traffic on a sentinel-backed `main` through an announced
 //! failover (tokio, with redis-rs's own sentinel client as the anchor; smol; the blocking API)
-//! and through a frozen master (tokio), with exact accounting of the writes on the new master.
+//! and through a frozen master (tokio, smol, blocking), with exact accounting of the writes on
+//! the new master.
 //!
 //! Measured by hand on the 2-core test machine, redis 7.0.15 (details in `support/sentinel.rs`):
 //! the set starts in ≈ 1.1–1.2 s (sentinels agree ≈ 1.1 s after they start); after
@@ -13,7 +14,7 @@
 //! ≈ 2.2–3.1 s later. In these tests: the Keeper's first write on the new master ≈ 1.1–1.4 s
 //! after `SENTINEL FAILOVER`, ≈ 2.6 s after the freeze; redis-rs's sentinel client (the anchor)
 //! stays on the old master until it is demoted and lost ≈ 5 200 of ≈ 7 000 acknowledged INCRs.
-//! Each test takes ≈ 7–8 s, the four ≈ 31 s.
+//! Each test takes ≈ 7–8 s, the six ≈ 47 s.
 //!
 //! Needs `redis-server` (with Sentinel, 7.0+ for the shortened timers) on the PATH.
 #![cfg(all(feature = "tokio", feature = "smol"))]
@@ -652,4 +653,14 @@ fn announced_failover_blocking() {
 #[test]
 fn frozen_master_tokio() {
     failover_scenario(Api::Tokio, Fault::Frozen, false);
+}
+
+#[test]
+fn frozen_master_smol() {
+    failover_scenario(Api::Smol, Fault::Frozen, false);
+}
+
+#[test]
+fn frozen_master_blocking() {
+    failover_scenario(Api::Blocking, Fault::Frozen, false);
 }
