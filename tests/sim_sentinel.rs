@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use redis::AsyncCommands;
 use redis_keeper::seams::{Clock, Spawn};
 use redis_keeper::sim::{Sim, SimNetwork, SimRedis, SimRole};
@@ -583,4 +584,29 @@ fn the_sentinels_a_sentinel_names_are_added_and_one_master_has_one_watcher() {
         "subscribed once learnt"
     );
     assert_eq!(master.connected_clients(), 0, "no database was used");
+}
+
+#[test]
+fn a_subscriber_moves_to_the_new_master_at_the_switch() {
+    let w = world(11, "mymaster");
+    let mut sub = w.sim.block_on(w.keeper.subscriber("main")).unwrap();
+    w.sim.block_on(sub.subscribe("orders")).unwrap();
+    let publish = |payload: &'static str| {
+        w.sim.block_on(async {
+            let mut c = w.keeper.main().await.unwrap();
+            c.publish::<_, _, i64>("orders", payload).await.unwrap()
+        })
+    };
+    assert_eq!(publish("before"), 1, "on the old master");
+    let msg = w.sim.block_on(sub.next()).expect("a message");
+    assert_eq!(msg.get_payload::<String>().unwrap(), "before");
+    w.promote();
+    w.switch(true);
+    // Within moments of the switch (not at the old master's demotion, 10 s later), the
+    // subscriber is on the new master, where the shared handle now publishes.
+    w.sim.run_for(Duration::from_millis(50));
+    assert_eq!(publish("after"), 1, "one subscriber on the new master");
+    let msg = w.sim.block_on(sub.next()).expect("a message");
+    assert_eq!(msg.get_payload::<String>().unwrap(), "after");
+    assert_eq!(sub.resubscriptions(), 1);
 }

@@ -91,8 +91,12 @@ struct Current {
 }
 
 impl Current {
+    /// Lost, closed, or to a server of an older backend epoch (a Sentinel master that moved):
+    /// replaced at the supervisor's next round.
     fn is_lost(&self) -> bool {
-        self.lost.load(Ordering::Acquire) || self.conn.link().is_closed()
+        self.lost.load(Ordering::Acquire)
+            || self.conn.link().is_closed()
+            || self.conn.link().is_stale()
     }
 
     /// Closes the connection (a failed PING or SUBSCRIBE): it is replaced.

@@ -151,6 +151,7 @@ async fn supervise(shared: Arc<Shared>) {
     loop {
         let changed = shared.changed.listen();
         let closed = db.closed_listener();
+        let moved = Box::pin(db.backend_moved());
         if shared.is_closed() {
             break;
         }
@@ -174,7 +175,7 @@ async fn supervise(shared: Arc<Shared>) {
             pings.on_check_finished(clock.now());
             continue;
         }
-        let wake = select(changed, closed);
+        let wake = select(select(changed, closed), moved);
         match pings.next_deadline() {
             Some(at) => {
                 let _ = select(wake, clock.sleep_until(at)).await;

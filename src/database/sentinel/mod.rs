@@ -71,6 +71,8 @@ pub(crate) struct SentinelBackend {
     holding: AtomicBool,
     /// Notified when a hold ends.
     released: event_listener::Event,
+    /// Notified when the epoch is bumped (subscribers move to the new server).
+    moved: event_listener::Event,
     counters: Counters,
 }
 
@@ -123,6 +125,7 @@ impl SentinelBackend {
             follower: Mutex::new(FailoverFollower::new(config, now)),
             holding: AtomicBool::new(false),
             released: event_listener::Event::new(),
+            moved: event_listener::Event::new(),
             counters: Counters::default(),
         }
     }
@@ -169,7 +172,7 @@ impl SentinelBackend {
             if switched {
                 // Under the lock: no connection opened from here on can carry the old epoch
                 // with the new address, or the new epoch with the old address.
-                self.epoch.fetch_add(1, Ordering::AcqRel);
+                self.bump_epoch();
             }
             switched
         };
@@ -188,10 +191,21 @@ impl SentinelBackend {
         let switched = !replicas.is_empty() && *replicas != list;
         *replicas = list;
         if switched {
-            self.epoch.fetch_add(1, Ordering::AcqRel);
+            self.bump_epoch();
             bump(&self.counters.switches);
         }
         switched
+    }
+
+    /// Starts a new epoch (called with the address lock held) and wakes who waits for one.
+    fn bump_epoch(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.moved.notify(usize::MAX);
+    }
+
+    /// A listener notified at the next epoch bump.
+    pub(crate) fn moved_listener(&self) -> event_listener::EventListener {
+        self.moved.listen()
     }
 
     /// Whether the database reads from replicas (`role: replica`).
@@ -229,14 +243,14 @@ impl SentinelBackend {
             let mut replicas = lock(&self.replicas);
             if !replicas.is_empty() {
                 replicas.clear();
-                self.epoch.fetch_add(1, Ordering::AcqRel);
+                self.bump_epoch();
             }
             return None;
         }
         let mut master = lock(&self.master);
         let old = master.take();
         if old.is_some() {
-            self.epoch.fetch_add(1, Ordering::AcqRel);
+            self.bump_epoch();
         }
         old
     }
@@ -408,6 +422,18 @@ impl SentinelBackends {
 }
 
 impl Database {
+    /// Resolves at the next change of backend epoch (a Sentinel switch); never for a direct
+    /// database.
+    pub(crate) fn backend_moved(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let listener = self.sentinel().map(SentinelBackend::moved_listener);
+        async move {
+            match listener {
+                Some(l) => l.await,
+                None => futures::future::pending().await,
+            }
+        }
+    }
+
     /// Waits out a failover hold, if this database is Sentinel-backed and one is on.
     #[inline]
     pub(crate) async fn await_master(&self) {
