@@ -77,7 +77,10 @@ impl KeeperBuilder {
         self
     }
 
-    /// Whether to run the idle sweep and health checks in the background. Default: true.
+    /// Whether to run the background tasks: the idle sweep and health checks, and the watcher
+    /// of each Sentinel master (without it a Sentinel database follows a failover only
+    /// through `ROLE` checks and `READONLY` replies: no hold, no events, no poll). Default:
+    /// true.
     pub fn background_tasks(mut self, on: bool) -> Self {
         self.background = on;
         self

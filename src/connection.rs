@@ -154,24 +154,34 @@ impl PooledConnection {
             return Err(self.db.failed(Error::Closed));
         }
         self.db.await_master().await;
-        let reply = self.run_once(req).await?;
-        if !all_readonly(&reply) || !self.db.readonly_seen() || !self.can_resend() {
+        let (reply, epoch) = self.run_once(req).await?;
+        if !all_readonly(&reply) || !self.db.readonly_seen(epoch) || !self.can_resend(req) {
             return Ok(reply);
         }
         self.db.await_master().await;
-        self.run_once(req).await
+        let (reply, epoch) = self.run_once(req).await?;
+        if all_readonly(&reply) {
+            let _counted = self.db.readonly_seen(epoch); // the reply stands: no second resend
+        }
+        Ok(reply)
     }
 
     /// Whether a request refused with `READONLY` may go again on another connection: not on
-    /// an exclusive handle whose state (a transaction, WATCH, SELECT) lives on this one.
-    fn can_resend(&self) -> bool {
-        match &self.handle {
+    /// an exclusive handle whose state (a transaction, WATCH, SELECT) lives on this one, and
+    /// not a script or function (it may have published or called out before its write failed).
+    fn can_resend(&self, req: CommandKind<'_>) -> bool {
+        let stateless = match &self.handle {
             Handle::Shared => true,
             Handle::Exclusive(ex) => !ex.session.holds_state(),
-        }
+        };
+        stateless && !runs_script(req)
     }
 
-    async fn run_once(&mut self, req: CommandKind<'_>) -> Result<crate::database::Reply, Error> {
+    /// Runs `req` once; the reply and the backend epoch of the connection that answered it.
+    async fn run_once(
+        &mut self,
+        req: CommandKind<'_>,
+    ) -> Result<(crate::database::Reply, u64), Error> {
         let db = &self.db;
         match &mut self.handle {
             Handle::Shared => {
@@ -198,10 +208,11 @@ impl PooledConnection {
                 observe_commands(&mut ex.session, req);
                 ex.session.in_flight = true;
                 let (link, mc) = ex.lease.conn_mut().parts_mut();
+                let epoch = link.epoch();
                 let block = BlockTime::of(req);
                 let result = db.execute(link, mc, req, block).await;
                 ex.session.in_flight = false;
-                result.map_err(|e| {
+                result.map(|reply| (reply, epoch)).map_err(|e| {
                     if e.poisoned {
                         ex.lease.discard();
                     }
@@ -216,7 +227,7 @@ impl PooledConnection {
     async fn run_shared(
         db: &Arc<Database>,
         req: CommandKind<'_>,
-    ) -> Result<crate::database::Reply, Error> {
+    ) -> Result<(crate::database::Reply, u64), Error> {
         let conn = match db.pick_ready_shared() {
             Some(conn) => conn,
             // Boxed: the rare (re)connect would otherwise size every command's future.
@@ -225,8 +236,10 @@ impl PooledConnection {
                 .map_err(|e| db.failed(e))?,
         };
         let mut mc = conn.conn().multiplexed().clone();
+        let epoch = conn.conn().link().epoch();
         db.execute(conn.conn().link(), &mut mc, req, BlockTime::None)
             .await
+            .map(|reply| (reply, epoch))
             .map_err(|e| {
                 if e.poisoned {
                     conn.mark_broken();
@@ -327,6 +340,22 @@ impl ConnectionLike for PooledConnection {
 
     fn get_db(&self) -> i64 {
         i64::from(self.db.settings().db)
+    }
+}
+
+/// Whether a request runs a script or a function (`EVAL`, `EVALSHA`, `FCALL` and their `_RO`
+/// forms): a `READONLY` reply from it does not mean nothing ran.
+fn runs_script(req: CommandKind<'_>) -> bool {
+    let script = |cmd: &Cmd| match cmd.args_iter().next() {
+        Some(redis::Arg::Simple(name)) => {
+            let name = name.to_ascii_uppercase();
+            name.starts_with(b"EVAL") || name.starts_with(b"FCALL")
+        }
+        _ => false,
+    };
+    match req {
+        CommandKind::Single(cmd) => script(cmd),
+        CommandKind::Pipeline(p, _, _) => p.cmd_iter().any(script),
     }
 }
 

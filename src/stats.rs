@@ -137,7 +137,9 @@ impl From<FailureKind> for ErrorLabel {
 }
 
 /// The Sentinel side of a Sentinel-backed database, as a snapshot
-/// ([`DatabaseStats::sentinel`]).
+/// ([`DatabaseStats::sentinel`]). The databases of one master (same sentinels, credentials
+/// and timings) share one Sentinel backend: these are its figures, the same under each of
+/// them; do not add them up over databases.
 ///
 /// ```
 /// let s = redis_keeper::SentinelStats::default();
@@ -163,7 +165,8 @@ pub struct SentinelStats {
     pub lookups: u64,
     /// Lookups no sentinel answered (or none knew the master).
     pub lookup_failures: u64,
-    /// New connections whose server did not answer `ROLE` as the master.
+    /// New connections whose server did not answer `ROLE` as it should (`master`, or
+    /// `slave` for `role: replica`).
     pub role_mismatches: u64,
     /// `READONLY` replies (a stale master that became a replica).
     pub readonly_replies: u64,

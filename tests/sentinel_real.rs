@@ -497,7 +497,12 @@ fn failover_scenario(api: Api, fault: Fault, anchor: bool) {
             let promoted_with = wait_until(
                 SWITCH_LIMIT,
                 &format!("{label}: the replica {candidate} promoted"),
-                || (set.role(candidate) == "master").then(|| set.counter(candidate, KEY)),
+                // Fallible: the sentinel closes the promoted replica's clients.
+                || {
+                    (set.try_role(candidate).ok()? == "master")
+                        .then(|| set.try_counter(candidate, KEY).ok())
+                        .flatten()
+                },
             );
             Some(promoted_with)
         }
@@ -516,7 +521,9 @@ fn failover_scenario(api: Api, fault: Fault, anchor: bool) {
         Fault::Announced => switched_at + ANNOUNCED_RECOVERY,
         Fault::Frozen => fault_at + FROZEN_RECOVERY,
     };
-    let wrote = holds_before(recovery_deadline, || set.counter(new, KEY) > base);
+    let wrote = holds_before(recovery_deadline, || {
+        set.try_counter(new, KEY).is_ok_and(|n| n > base)
+    });
     let first_write = fault_at.elapsed();
     assert!(
         wrote,

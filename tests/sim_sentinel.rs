@@ -610,3 +610,34 @@ fn a_subscriber_moves_to_the_new_master_at_the_switch() {
     assert_eq!(msg.get_payload::<String>().unwrap(), "after");
     assert_eq!(sub.resubscriptions(), 1);
 }
+
+#[test]
+fn a_sentinel_of_an_older_configuration_does_not_move_the_keeper_back() {
+    let w = world(12, "mymaster");
+    w.sim.block_on(async {
+        let mut main = w.keeper.main().await.unwrap();
+        let _: i64 = main.incr("counter", 1).await.unwrap();
+    });
+    w.sim.run_for(Duration::from_secs(3)); // polled: the configuration epoch is known
+                                           // Sentinel 1 leads the failover and then drops off the network; sentinel 0 has not heard
+                                           // of it and goes on naming the old master, in the older configuration epoch.
+    w.promote();
+    w.sentinels[1].sentinel_set_master("mymaster", NEW);
+    w.sentinels[1].publish("+switch-master", SWITCH);
+    w.sim.run_for(Duration::from_millis(10));
+    w.sentinels[1].refuse(true);
+    w.sentinels[1].kill_all();
+    w.sim.run_for(Duration::from_secs(5)); // two polls, answered by sentinel 0 only
+    let s = w.stats();
+    assert_eq!((s.master.as_deref(), s.switches), (Some(NEW), 1), "{s:?}");
+    let n: i64 = w.sim.block_on(async {
+        let mut main = w.keeper.main().await.unwrap();
+        main.incr("counter", 1).await.unwrap()
+    });
+    assert_eq!(n, 2);
+    assert_eq!(
+        World::counter(&w.old),
+        1,
+        "nothing went back to the old master"
+    );
+}

@@ -23,7 +23,7 @@ use super::kinds::{
     read_checked, CertReqsName, Count, DbNumber, Flag, Host, JitterName, Kind, Limit, Number,
     Password, Period, Port, Seconds, Text,
 };
-use super::nodes::{Nodes, RoleName};
+use super::sentinel_kinds::{Nodes, RoleName};
 #[cfg(test)]
 use super::table::default_doc;
 use super::table::{
@@ -107,7 +107,8 @@ config_keys! {
         /// `sentinel.password`). Never printed. Empty = none.
         sentinel_password: Password, Both, unset("none"),
             set sentinel_password(impl Into<Secret>);
-        /// Sentinel: TLS to the sentinels, with the `ssl_*` files (YAML `sentinel.ssl`).
+        /// Sentinel: TLS to the sentinels, with the `ssl_*` files, each sentinel checked against
+        /// its own host (`tls_server_name` is the data nodes') (YAML `sentinel.ssl`).
         sentinel_ssl: Flag, Both, follows(ssl), set sentinel_ssl(bool);
         /// Sentinel: how often the master's address is asked for, as a backstop to the
         /// sentinels' events, > 0.

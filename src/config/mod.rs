@@ -37,12 +37,12 @@ mod error;
 mod keys;
 mod kinds;
 mod names;
-mod nodes;
 mod registry;
 mod resolve;
 mod schema;
 mod secret;
 mod sentinel;
+mod sentinel_kinds;
 mod settings;
 mod table;
 #[cfg(test)]
@@ -59,7 +59,8 @@ pub use error::{ConfigError, Origin};
 pub use names::RedisDatabase;
 pub use registry::{RegistryEntry, ServiceRegistry};
 pub use secret::Secret;
-pub use sentinel::{SentinelSettings, ServerRole};
+pub use sentinel::SentinelSettings;
+pub use sentinel_kinds::ServerRole;
 pub use settings::{
     BreakerSettings, DatabaseSettings, IdleSettings, ReadinessSettings, ResolvedConfig,
     RetrySettings,

@@ -9,8 +9,8 @@ use super::env::{self, EnvSource, ProcessEnv};
 use super::keys::{defaults, Layer, Origins, Partial, Values};
 use super::kinds::Kind;
 use super::names::{check_name, env_form};
-use super::nodes::parse_node;
 use super::sentinel::SentinelSettings;
+use super::sentinel_kinds::parse_node;
 use super::settings::{
     BreakerSettings, DatabaseSettings, IdleSettings, ReadinessSettings, ResolvedConfig,
     RetrySettings,
@@ -218,7 +218,13 @@ fn finalize(
                 .collect::<Result<Vec<_>, _>>()?;
             Some(SentinelSettings {
                 master_name,
-                tls: tls_keys(v.sentinel_ssl).settings(&nodes[0], &bad, tls_cache)?,
+                // Each sentinel's certificate is checked against its own host:
+                // `tls_server_name` is the data nodes'.
+                tls: TlsKeys {
+                    server_name: None,
+                    ..tls_keys(v.sentinel_ssl)
+                }
+                .settings(&nodes[0], &bad, tls_cache)?,
                 nodes,
                 role: v.role,
                 username: v.sentinel_username.filter(|u| !u.is_empty()),

@@ -8,53 +8,13 @@ use std::time::Duration;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 
 use super::keys::{read_yaml, YamlSink};
+use super::sentinel_kinds::ServerRole;
 use super::table::Level;
 use super::{Origin, Secret, TlsSettings};
 use crate::seams::Endpoint;
 
 /// The keys of the YAML `sentinel` map; each is the table's key `sentinel_<name>`.
 pub(crate) const SECTION_KEYS: &[&str] = &["master_name", "nodes", "username", "password", "ssl"];
-
-/// Which server of a Sentinel-managed set a database talks to (YAML `role`).
-///
-/// ```
-/// use redis_keeper::config::ServerRole;
-/// assert_eq!("replica".parse::<ServerRole>(), Ok(ServerRole::Replica));
-/// assert_eq!("Master".parse::<ServerRole>(), Ok(ServerRole::Master));
-/// assert!("leader".parse::<ServerRole>().is_err());
-/// assert_eq!(ServerRole::default().to_string(), "master");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum ServerRole {
-    /// The master: reads and writes.
-    #[default]
-    Master,
-    /// A healthy replica, round robin over the replicas the sentinels list: reads only (a
-    /// write gets the server's `READONLY`, and is not sent anywhere else).
-    Replica,
-}
-
-impl std::str::FromStr for ServerRole {
-    type Err = String;
-
-    /// `master` or `replica`, case-insensitive.
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "master" => Ok(Self::Master),
-            "replica" => Ok(Self::Replica),
-            _ => Err("expected `master` or `replica`".to_owned()),
-        }
-    }
-}
-
-impl fmt::Display for ServerRole {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Master => "master",
-            Self::Replica => "replica",
-        })
-    }
-}
 
 /// How a database finds and follows its master through Redis Sentinel. Present in
 /// [`DatabaseSettings::sentinel`](super::DatabaseSettings::sentinel) when `sentinel_master_name`
@@ -78,7 +38,7 @@ pub struct SentinelSettings {
     pub master_name: String,
     /// The sentinels, asked in turn (the one that answered last first). YAML `sentinel.nodes`.
     pub nodes: Vec<Endpoint>,
-    /// The master, or a replica for reads. YAML `role`. Default: the master.
+    /// The master, or a replica for reads. Key `role`. Default: the master.
     pub role: ServerRole,
     /// ACL user for the sentinels (not the data nodes'). YAML `sentinel.username`.
     pub username: Option<String>,
@@ -87,10 +47,10 @@ pub struct SentinelSettings {
     /// TLS to the sentinels (the database's `ssl_*` files). YAML `sentinel.ssl`; default: `ssl`.
     pub tls: Option<TlsSettings>,
     /// How often the master's address is asked for, as a backstop to the sentinels' events.
-    /// YAML `sentinel_poll_interval`. Default: 2 s.
+    /// Key `sentinel_poll_interval`. Default: 2 s.
     pub poll_interval: Duration,
     /// Longest time commands wait while a failover the sentinels announced is under way.
-    /// YAML `sentinel_failover_hold`. Default: 5 s.
+    /// Key `sentinel_failover_hold`. Default: 5 s.
     pub failover_hold: Duration,
     /// Where `master_name` was set (an unknown master is reported there).
     pub(crate) master_name_origin: Origin,

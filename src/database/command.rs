@@ -89,6 +89,9 @@ impl Database {
                     });
                 }
             }
+            // A failover announced since the handle's own check (a connect or a readiness
+            // wait may have come between): wait it out here, right before the send.
+            self.await_master().await;
             if link.is_stale() {
                 // The master moved (a Sentinel switch) since this connection was picked: it
                 // goes to the old master, so the request is not sent on it.

@@ -115,6 +115,11 @@ impl Link {
         self.driver.is_closed()
     }
 
+    /// The backend epoch the connection was opened in.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
     /// Whether the connection was opened in an older backend epoch (see `backend`).
     pub(crate) fn is_stale(&self) -> bool {
         self.epoch < self.current_epoch.load(Ordering::Acquire)

@@ -8,14 +8,12 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
-use redis::AsyncConnectionConfig;
 use tracing::level_filters::LevelFilter;
 
 use super::admission::Admission;
 use super::backend::{Backend, Binding, Resolved};
 use super::conn::{Link, RedisConn};
-use super::dial::{Dial, Failure};
-use super::driver::driver_task;
+use super::dial::{handshake, Dial, Failure};
 use super::sentinel::{check_role, LookupError, SentinelBackend};
 use super::settings::{connection_info, PolicySettings};
 use crate::classify::classify;
@@ -251,30 +249,10 @@ impl Connector {
                     let e = redis::RedisError::from(e);
                     (classify(&e), e)
                 })?;
-            let mut config = AsyncConnectionConfig::new()
-                .set_response_timeout(None)
-                .set_connection_timeout(None);
-            let resp3;
-            let info = match &dial.push {
-                None => &self.conn_info,
-                Some(on_push) => {
-                    let on_push = on_push.clone();
-                    config = config.set_push_sender(move |info| {
-                        on_push(info);
-                        Ok::<(), std::convert::Infallible>(())
-                    });
-                    resp3 = self
-                        .conn_info
-                        .clone()
-                        .set_protocol(redis::ProtocolVersion::RESP3);
-                    &resp3
-                }
-            };
-            let (inner, driver) = MultiplexedConnection::new_with_config(info, stream, config)
-                .await
-                .map_err(|e| (classify(&e), e))?;
-            let (task, driver) = driver_task(driver);
-            self.runtime.spawner().spawn(Box::pin(task));
+            let (inner, driver) =
+                handshake(stream, &self.conn_info, dial.push.as_ref(), &self.runtime)
+                    .await
+                    .map_err(|e| (classify(&e), e))?;
             let conn = RedisConn::new(
                 inner,
                 driver,
@@ -289,7 +267,7 @@ impl Connector {
                 {
                     if failure.0 == FailureKind::RoleMismatch {
                         sentinel.role_mismatch();
-                        sentinel.forget();
+                        sentinel.forget_if(target.epoch);
                         keeper_event!(self, WARN, server = %target.endpoint, role = %role, "the server the sentinels named has another role; asking again");
                     }
                     return Err(failure);
@@ -323,10 +301,10 @@ impl Connector {
         {
             // Learnt just now; forgotten again only by a concurrent ROLE mismatch or READONLY.
             Ok(_) => self.binding.resolve().map_err(|_| {
-                Attempt::Failed(timed_out(
-                    "the master the sentinels named was found to be a replica meanwhile",
-                    FailureKind::RoleMismatch,
-                ))
+                let e = redis::RedisError::from(io::Error::other(
+                    "the server the sentinels named was found to have another role meanwhile",
+                ));
+                Attempt::Failed((FailureKind::RoleMismatch, e))
             }),
             Err(LookupError::Failed(f)) => Err(Attempt::Failed(f)),
             Err(LookupError::Unknown(e)) => Err(Attempt::Refused(Error::Config(e))),

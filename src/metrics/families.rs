@@ -275,7 +275,7 @@ pub(crate) const FAMILIES: &[Family] = &[
     Family {
         name: "redis_keeper_sentinel_role_mismatches_total",
         kind: Type::Counter,
-        help: "Sentinel-backed databases: new connections whose server did not answer ROLE as the master.",
+        help: "Sentinel-backed databases: new connections whose server did not answer ROLE as it should (master, or slave for role: replica).",
         read: |s| sentinel(s, |t| one(t.role_mismatches)),
     },
     Family {

@@ -18,7 +18,7 @@ pub enum SentinelSignal {
     /// A failover of this master has started (`+try-failover`, `+selected-slave`,
     /// `+failover-state-*`, `+promoted-slave`, …): hold commands.
     FailoverStarted,
-    /// The failover was given up (`-failover-abort-*`): the master stays where it was.
+    /// A sentinel gave the failover up (`-failover-abort-*`); another may go on with it.
     FailoverAborted,
     /// The master is now at `host:port` (`+switch-master`).
     Switched {
@@ -145,8 +145,10 @@ impl FailoverFollower {
     }
 
     /// A sentinel's signal at `now`. A start holds (a later start does not extend the first
-    /// hold: the bound is from the first announcement); an abort or a switch releases, and
-    /// asks for a poll at once so the address is confirmed.
+    /// hold: the bound is from the first announcement); a switch releases. An abort asks for a
+    /// poll at once but does not release: one sentinel's abort (a candidate that lost the
+    /// vote) says nothing of the leader's failover, which may go on; the hold ends at the
+    /// switch or at its bound.
     pub fn on_signal(&mut self, signal: &SentinelSignal, now: Instant) -> FollowerAction {
         match signal {
             SentinelSignal::FailoverStarted => {
@@ -158,14 +160,25 @@ impl FailoverFollower {
                     FollowerAction::Release
                 }
             }
-            SentinelSignal::FailoverAborted | SentinelSignal::Switched { .. } => {
+            SentinelSignal::FailoverAborted => {
                 self.next_poll = now;
-                match self.hold_until.take() {
-                    Some(_) => FollowerAction::Release,
-                    None => FollowerAction::None,
-                }
+                FollowerAction::None
+            }
+            SentinelSignal::Switched { .. } => {
+                self.next_poll = now;
+                self.on_switch()
             }
         }
+    }
+
+    /// Ends a hold whose bound has passed at `now` (a waiter's check: polls stay the driver's).
+    pub fn expire(&mut self, now: Instant) -> FollowerAction {
+        if self.hold_until.is_some_and(|until| now >= until) {
+            self.hold_until = None;
+            self.next_poll = now;
+            return FollowerAction::Release;
+        }
+        FollowerAction::None
     }
 
     /// The master's address changed (a poll or a connect saw it): the failover is over.
@@ -179,9 +192,7 @@ impl FailoverFollower {
     /// The next deadline passed (or not): an expired hold is released first, then a due poll
     /// is asked for (and the next one scheduled).
     pub fn tick(&mut self, now: Instant) -> FollowerAction {
-        if self.hold_until.is_some_and(|until| now >= until) {
-            self.hold_until = None;
-            self.next_poll = now;
+        if self.expire(now) == FollowerAction::Release {
             return FollowerAction::Release;
         }
         if now >= self.next_poll {

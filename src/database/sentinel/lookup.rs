@@ -6,13 +6,13 @@ use std::io;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Value};
+use redis::Value;
 
-use super::{bump, LookupError, SentinelBackend};
+use super::{bump, Learnt, LookupError, SentinelBackend};
 use crate::classify::classify;
 use crate::config::ConfigError;
-use crate::database::dial::{Failure, OnPush};
-use crate::database::driver::{driver_task, Driver};
+use crate::database::dial::{handshake, Failure, OnPush};
+use crate::database::driver::Driver;
 use crate::policy::FailureKind;
 use crate::seams::{timeout_at, Endpoint, Runtime, TcpOptions};
 
@@ -38,18 +38,14 @@ fn io_failure(kind: io::ErrorKind, what: String) -> Failure {
 }
 
 impl SentinelBackend {
-    /// The handshake of a sentinel connection: its own credentials, no database; RESP3 with a
-    /// push handler (the watcher's subscriptions), RESP2 without.
-    fn info(&self, push: bool) -> redis::RedisConnectionInfo {
+    /// The handshake of a sentinel connection: its own credentials, no database.
+    fn info(&self) -> redis::RedisConnectionInfo {
         let mut info = redis::RedisConnectionInfo::default();
         if let Some(user) = &self.settings.username {
             info = info.set_username(user);
         }
         if let Some(password) = &self.settings.password {
             info = info.set_password(password.expose());
-        }
-        if push {
-            info = info.set_protocol(redis::ProtocolVersion::RESP3);
         }
         info
     }
@@ -69,21 +65,9 @@ impl SentinelBackend {
                 let e = redis::RedisError::from(e);
                 (classify(&e), e)
             })?;
-            let mut config = AsyncConnectionConfig::new()
-                .set_response_timeout(None)
-                .set_connection_timeout(None);
-            if let Some(on_push) = push.clone() {
-                config = config.set_push_sender(move |info| {
-                    on_push(info);
-                    Ok::<(), std::convert::Infallible>(())
-                });
-            }
-            let (conn, driver) =
-                MultiplexedConnection::new_with_config(&self.info(push.is_some()), stream, config)
-                    .await
-                    .map_err(|e| (classify(&e), e))?;
-            let (task, driver) = driver_task(driver);
-            runtime.spawner().spawn(Box::pin(task));
+            let (conn, driver) = handshake(stream, &self.info(), push.as_ref(), runtime)
+                .await
+                .map_err(|e| (classify(&e), e))?;
             Ok(SentinelConn { conn, driver })
         };
         match timeout_at(&**clock, clock.now() + limit, attempt).await {
@@ -95,28 +79,30 @@ impl SentinelBackend {
         }
     }
 
-    /// Asks one sentinel connection where the master is: `None` if it does not know the name.
+    /// Asks one sentinel connection where the master is and in which configuration epoch
+    /// (`SENTINEL MASTER`: `get-master-addr-by-name`'s address plus `config-epoch`): `None` if
+    /// it does not know the name.
     pub(super) async fn ask(
         &self,
         runtime: &Runtime,
         conn: &SentinelConn,
         limit: Duration,
-    ) -> Result<Option<Endpoint>, Failure> {
+    ) -> Result<Option<(Endpoint, Option<u64>)>, Failure> {
         let mut cmd = redis::cmd("SENTINEL");
-        cmd.arg("get-master-addr-by-name")
-            .arg(&self.settings.master_name);
-        let reply = query(runtime, conn, &cmd, limit).await?;
-        match reply {
-            Value::Nil => Ok(None),
-            Value::Array(parts) if parts.len() == 2 => {
-                let host = text(&parts[0]);
-                let port = text(&parts[1]).and_then(|p| p.parse().ok());
-                match (host, port) {
-                    (Some(host), Some(port)) => Ok(Some(Endpoint::tcp(host, port))),
-                    _ => Err(protocol(format!("unreadable master address {parts:?}"))),
-                }
-            }
-            other => Err(protocol(format!("unexpected reply {other:?}"))),
+        cmd.arg("master").arg(&self.settings.master_name);
+        let reply = match query(runtime, conn, &cmd, limit).await {
+            Ok(reply) => reply,
+            Err((_, e)) if e.to_string().contains("No such master") => return Ok(None),
+            Err(f) => return Err(f),
+        };
+        let fields = fields_of(&reply)
+            .ok_or_else(|| protocol(format!("SENTINEL master: unexpected reply {reply:?}")))?;
+        let epoch = field(&fields, "config-epoch").and_then(|e| e.parse().ok());
+        match addr_of(&fields) {
+            Some(addr) => Ok(Some((addr, epoch))),
+            None => Err(protocol(format!(
+                "SENTINEL master: no address in {fields:?}"
+            ))),
         }
     }
 
@@ -141,20 +127,12 @@ impl SentinelBackend {
             .iter()
             .filter_map(|entry| {
                 let fields = fields_of(entry)?;
-                let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v);
-                let flags = field("flags")?;
+                let flags = field(&fields, "flags")?;
                 let down = ["s_down", "o_down", "disconnected"]
                     .iter()
                     .any(|f| flags.contains(f));
-                let linked = field("master-link-status").is_none_or(|l| l == "ok");
-                (!down && linked)
-                    .then(|| {
-                        Some(Endpoint::tcp(
-                            field("ip")?.clone(),
-                            field("port")?.parse().ok()?,
-                        ))
-                    })
-                    .flatten()
+                let linked = field(&fields, "master-link-status").is_none_or(|l| l == "ok");
+                (!down && linked).then(|| addr_of(&fields)).flatten()
             })
             .collect();
         Ok(Some(healthy))
@@ -162,20 +140,20 @@ impl SentinelBackend {
 
     /// Asks one sentinel connection and learns the answer: the master's address, or the
     /// healthy replicas for `role: replica`. `Ok(None)`: the sentinel does not know the master;
-    /// otherwise where to connect and whether it was a switch. No healthy replica is a failure.
+    /// otherwise where to connect and what the answer did. No healthy replica is a failure.
     pub(super) async fn refresh_on(
         &self,
         runtime: &Runtime,
         conn: &SentinelConn,
         limit: Duration,
         via: &'static str,
-    ) -> Result<Option<(Endpoint, bool)>, Failure> {
+    ) -> Result<Option<(Endpoint, Learnt)>, Failure> {
         if !self.reads_replicas() {
-            let Some(master) = self.ask(runtime, conn, limit).await? else {
+            let Some((master, config_epoch)) = self.ask(runtime, conn, limit).await? else {
                 return Ok(None);
             };
-            let switched = self.switched_to(master.clone(), via);
-            return Ok(Some((master, switched)));
+            let learnt = self.switched_to(master.clone(), config_epoch, via);
+            return Ok(Some((master, learnt)));
         }
         let Some(list) = self.ask_replicas(runtime, conn, limit).await? else {
             return Ok(None);
@@ -189,8 +167,12 @@ impl SentinelBackend {
                 ),
             ));
         };
-        let switched = self.learn_replicas(list);
-        Ok(Some((first, switched)))
+        let learnt = if self.learn_replicas(list) {
+            Learnt::Switched
+        } else {
+            Learnt::Same
+        };
+        Ok(Some((first, learnt)))
     }
 
     /// The other sentinels one sentinel knows of (`SENTINEL sentinels`), added to the list.
@@ -207,14 +189,7 @@ impl SentinelBackend {
         };
         let peers = entries
             .iter()
-            .filter_map(|entry| {
-                let fields = fields_of(entry)?;
-                let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v);
-                Some(Endpoint::tcp(
-                    field("ip")?.clone(),
-                    field("port")?.parse().ok()?,
-                ))
-            })
+            .filter_map(|entry| addr_of(&fields_of(entry)?))
             .collect();
         Ok(self.add_peers(peers))
     }
@@ -226,17 +201,19 @@ impl SentinelBackend {
         runtime: &Runtime,
         tcp: &TcpOptions,
         connect_timeout: Duration,
-    ) -> Result<(Endpoint, bool), LookupError> {
+    ) -> Result<Endpoint, LookupError> {
         let limit = connect_timeout.min(SENTINEL_TIMEOUT);
         let mut failed = Vec::new();
         let mut unknown_to = Vec::new();
+        let mut stale = Vec::new();
         for node in self.nodes() {
             let answer = match self.connect(runtime, &node, tcp, limit, None).await {
                 Ok(conn) => self.refresh_on(runtime, &conn, limit, "lookup").await,
                 Err(f) => Err(f),
             };
             match answer {
-                Ok(Some(found)) => {
+                Ok(Some((_, Learnt::Stale))) => stale.push(node.to_string()),
+                Ok(Some((found, _))) => {
                     self.answered(&node);
                     bump(&self.counters.lookups);
                     return Ok(found);
@@ -246,7 +223,9 @@ impl SentinelBackend {
             }
         }
         bump(&self.counters.lookup_failures);
-        if !unknown_to.is_empty() {
+        // A configuration error only when every sentinel answered, and none knew the master: one
+        // that timed out (or restarted with an empty table) may be the one that knows.
+        if !unknown_to.is_empty() && failed.is_empty() && stale.is_empty() {
             return Err(LookupError::Unknown(ConfigError::InvalidValue {
                 key: "sentinel_master_name".to_owned(),
                 value: self.settings.master_name.escape_debug().to_string(),
@@ -261,6 +240,12 @@ impl SentinelBackend {
         let detail: Vec<String> = failed
             .iter()
             .map(|(node, _, e)| format!("{node}: {e}"))
+            .chain(
+                unknown_to
+                    .iter()
+                    .map(|n| format!("{n}: does not know the master")),
+            )
+            .chain(stale.iter().map(|n| format!("{n}: an older configuration")))
             .collect();
         let e = redis::RedisError::from(io::Error::new(
             if kind.is_timeout() {
@@ -351,6 +336,19 @@ fn fields_of(entry: &Value) -> Option<Vec<(String, String)>> {
         ),
         _ => None,
     }
+}
+
+/// The value of `name` among an entry's fields.
+fn field<'f>(fields: &'f [(String, String)], name: &str) -> Option<&'f String> {
+    fields.iter().find(|(k, _)| k == name).map(|(_, v)| v)
+}
+
+/// The `ip` and `port` of an entry, as an endpoint.
+fn addr_of(fields: &[(String, String)]) -> Option<Endpoint> {
+    Some(Endpoint::tcp(
+        field(fields, "ip")?.clone(),
+        field(fields, "port")?.parse().ok()?,
+    ))
 }
 
 /// A bulk or simple string's text.

@@ -58,8 +58,9 @@ pub(crate) struct SentinelBackend {
     log_level: LevelFilter,
     /// The backend epoch of every database it serves, bumped when the master moves.
     epoch: Arc<AtomicU64>,
-    /// Where the master is, once learnt; `None` makes the next connection ask the sentinels.
-    master: Mutex<Option<Endpoint>>,
+    /// Where the master is, once learnt (`None` makes the next connection ask the sentinels),
+    /// and the sentinels' configuration epoch it was learnt in.
+    master: Mutex<Known>,
     /// For `role: replica`: the healthy replicas as last listed (empty: ask the sentinels),
     /// and the next in turn.
     replicas: Mutex<Vec<Endpoint>>,
@@ -74,6 +75,26 @@ pub(crate) struct SentinelBackend {
     /// Notified when the epoch is bumped (subscribers move to the new server).
     moved: event_listener::Event,
     counters: Counters,
+}
+
+/// The master as known: its address and the newest configuration epoch seen (a lower bound
+/// after a `+switch-master`, which carries none).
+#[derive(Default)]
+struct Known {
+    addr: Option<Endpoint>,
+    config_epoch: Option<u64>,
+}
+
+/// What one answer of a sentinel did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Learnt {
+    /// The address is the one known (or the first one).
+    Same,
+    /// A new address: a switch.
+    Switched,
+    /// An answer from an older configuration (a sentinel that has not heard of the failover
+    /// yet): ignored.
+    Stale,
 }
 
 /// The Sentinel counters.
@@ -119,7 +140,7 @@ impl SentinelBackend {
             connect_timeout: db.connect_timeout,
             log_level,
             epoch: Arc::new(AtomicU64::new(0)),
-            master: Mutex::new(None),
+            master: Mutex::new(Known::default()),
             replicas: Mutex::new(Vec::new()),
             next_replica: AtomicUsize::new(0),
             follower: Mutex::new(FailoverFollower::new(config, now)),
@@ -142,9 +163,14 @@ impl SentinelBackend {
 
     /// The sentinels say the master is at `master` (`via` an event, a poll or a lookup):
     /// learnt, and a change logged.
-    fn switched_to(&self, master: Endpoint, via: &'static str) -> bool {
-        let switched = self.learn(master.clone());
-        if switched {
+    fn switched_to(
+        &self,
+        master: Endpoint,
+        config_epoch: Option<u64>,
+        via: &'static str,
+    ) -> Learnt {
+        let learnt = self.learn(master.clone(), config_epoch);
+        if learnt == Learnt::Switched {
             sentinel_event!(
                 self,
                 WARN,
@@ -152,41 +178,64 @@ impl SentinelBackend {
                 via,
                 "sentinel master switched; connections to the old master are replaced"
             );
+        } else if learnt == Learnt::Stale {
+            sentinel_event!(self, DEBUG, master = %master, via, "an older configuration's answer; ignored");
         }
-        switched
+        learnt
     }
 
     /// Where the master is, if known.
     pub(crate) fn master(&self) -> Option<Endpoint> {
-        lock(&self.master).clone()
+        lock(&self.master).addr.clone()
     }
 
-    /// The master is at `endpoint` (the sentinels said so). A change from a known address
-    /// starts a new epoch — every connection to the old master is stale from now on — ends any
-    /// hold, and returns `true`.
-    pub(crate) fn learn(&self, endpoint: Endpoint) -> bool {
-        let switched = {
-            let mut master = lock(&self.master);
-            let switched = master.as_ref().is_some_and(|old| *old != endpoint);
-            *master = Some(endpoint);
-            if switched {
-                // Under the lock: no connection opened from here on can carry the old epoch
-                // with the new address, or the new epoch with the old address.
-                self.bump_epoch();
+    /// A sentinel says the master is at `endpoint`, in its configuration epoch `config_epoch`
+    /// (`None` for a `+switch-master` event: then it is newer than any known). An answer of an
+    /// older configuration than one already seen is [`Learnt::Stale`] and changes nothing: a
+    /// sentinel that has not heard of a failover yet must not move the Keeper back to the old
+    /// master. A change from a known address starts a new backend epoch — every connection to
+    /// the old master is stale from now on — and ends any hold.
+    pub(crate) fn learn(&self, endpoint: Endpoint, config_epoch: Option<u64>) -> Learnt {
+        let learnt = {
+            let mut known = lock(&self.master);
+            let moves = known.addr.as_ref().is_some_and(|old| *old != endpoint);
+            let stale = match (config_epoch, known.config_epoch) {
+                (Some(e), Some(k)) => e < k || (e == k && moves),
+                _ => false,
+            };
+            if stale {
+                Learnt::Stale
+            } else {
+                known.config_epoch = match config_epoch {
+                    Some(e) => Some(known.config_epoch.map_or(e, |k| k.max(e))),
+                    // An announced switch: a configuration newer than the one known.
+                    None if moves => known.config_epoch.map(|k| k + 1),
+                    None => known.config_epoch,
+                };
+                known.addr = Some(endpoint);
+                if moves {
+                    // Under the lock: no connection opened from here on can carry the old
+                    // epoch with the new address, or the new epoch with the old address.
+                    self.bump_epoch();
+                    Learnt::Switched
+                } else {
+                    Learnt::Same
+                }
             }
-            switched
         };
-        if switched {
+        if learnt == Learnt::Switched {
             bump(&self.counters.switches);
-            let action = lock(&self.follower).on_switch();
-            self.apply(action);
+            self.follow(FailoverFollower::on_switch);
         }
-        switched
+        learnt
     }
 
     /// The healthy replicas are `list` now (for `role: replica`). A change from a known list
     /// starts a new epoch, counted as a switch; returns whether it was one.
-    fn learn_replicas(&self, list: Vec<Endpoint>) -> bool {
+    fn learn_replicas(&self, mut list: Vec<Endpoint>) -> bool {
+        // Sentinels list replicas in no fixed order: compare sets.
+        list.sort_by_key(ToString::to_string);
+        list.dedup();
         let mut replicas = lock(&self.replicas);
         let switched = !replicas.is_empty() && *replicas != list;
         *replicas = list;
@@ -230,25 +279,30 @@ impl SentinelBackend {
             let n = self.next_replica.fetch_add(1, Ordering::Relaxed);
             return (!replicas.is_empty()).then(|| (replicas[n % replicas.len()].clone(), epoch));
         }
-        let master = lock(&self.master);
+        let known = lock(&self.master);
         let epoch = self.epoch.load(Ordering::Acquire);
-        master.clone().map(|m| (m, epoch))
+        known.addr.clone().map(|m| (m, epoch))
     }
 
-    /// The server at the known address is not what it should be (`ROLE`, `READONLY`): every
-    /// connection of this backend is stale (a new epoch), and the next connection asks the
-    /// sentinels again. Returns the master address forgotten.
-    pub(crate) fn forget(&self) -> Option<Endpoint> {
+    /// A server reached in backend `epoch` is not what it should be (`ROLE`, `READONLY`):
+    /// every connection of that epoch is stale (a new one starts), and the next connection
+    /// asks the sentinels again. A finding from an older epoch changes nothing: the address it
+    /// was about has already been left. Returns the master address forgotten.
+    pub(crate) fn forget_if(&self, epoch: u64) -> Option<Endpoint> {
+        let current = |e: &AtomicU64| e.load(Ordering::Acquire) == epoch;
         if self.reads_replicas() {
             let mut replicas = lock(&self.replicas);
-            if !replicas.is_empty() {
+            if current(&self.epoch) && !replicas.is_empty() {
                 replicas.clear();
                 self.bump_epoch();
             }
             return None;
         }
-        let mut master = lock(&self.master);
-        let old = master.take();
+        let mut known = lock(&self.master);
+        if !current(&self.epoch) {
+            return None;
+        }
+        let old = known.addr.take();
         if old.is_some() {
             self.bump_epoch();
         }
@@ -293,25 +347,20 @@ impl SentinelBackend {
         if self.reads_replicas() && *signal == SentinelSignal::FailoverStarted {
             return FollowerAction::None;
         }
-        let action = lock(&self.follower).on_signal(signal, now);
-        self.apply(action);
-        action
+        self.follow(|f| f.on_signal(signal, now))
     }
 
     /// Lets the follower act at `now` (a due poll or an expired hold).
     fn tick(&self, now: Instant) -> FollowerAction {
-        let action = lock(&self.follower).tick(now);
-        self.apply(action);
-        action
+        self.follow(|f| f.tick(now))
     }
 
-    /// When the follower has something to do next.
-    fn next_deadline(&self) -> Instant {
-        lock(&self.follower).next_deadline()
-    }
-
-    /// Publishes a hold's start or end.
-    fn apply(&self, action: FollowerAction) {
+    /// Runs one follower step and publishes its hold decision, both under the follower's lock:
+    /// the `holding` flag never disagrees with the follower, whatever the order of concurrent
+    /// steps.
+    fn follow(&self, step: impl FnOnce(&mut FailoverFollower) -> FollowerAction) -> FollowerAction {
+        let mut follower = lock(&self.follower);
+        let action = step(&mut follower);
         match action {
             FollowerAction::HoldUntil(_) => {
                 if !self.holding.swap(true, Ordering::AcqRel) {
@@ -324,23 +373,36 @@ impl SentinelBackend {
             }
             FollowerAction::None | FollowerAction::Poll => {}
         }
+        action
+    }
+
+    /// When the follower has something to do next.
+    fn next_deadline(&self) -> Instant {
+        lock(&self.follower).next_deadline()
     }
 
     /// Waits while a hold is on, never past its bound (the waiter ends an expired hold itself
     /// if the watcher has not yet).
     pub(crate) async fn wait_released(&self, clock: &Arc<dyn Clock>) {
-        // Bounded: each round ends the hold, waits for its end, or returns.
+        // Bounded: each round returns, or waits for the release or the hold's bound.
         for _ in 0..1000 {
             if !self.is_holding() {
                 return;
             }
             let listener = self.released.listen();
-            let until = lock(&self.follower).hold_until();
-            let Some(until) = until.filter(|u| clock.now() < *u) else {
-                let _ = self.tick(clock.now());
-                continue;
-            };
-            futures::future::select(listener, clock.sleep_until(until)).await;
+            let now = clock.now();
+            let mut until = None;
+            let _ = self.follow(|f| {
+                let action = f.expire(now);
+                until = f.hold_until();
+                action
+            });
+            match until {
+                Some(until) if self.is_holding() => {
+                    futures::future::select(listener, clock.sleep_until(until)).await;
+                }
+                _ => return,
+            }
         }
     }
 
@@ -444,15 +506,16 @@ impl Database {
         }
     }
 
-    /// A `READONLY` reply came from this database's master: it is a replica now (a stale
-    /// master). Counts it and forgets the address (a new epoch), so the next connection asks
-    /// the sentinels; `false` for a direct database, where the reply stands as it is.
-    pub(crate) fn readonly_seen(&self) -> bool {
+    /// A `READONLY` reply came from this database's master, on a connection of backend
+    /// `epoch`: it is a replica now (a stale master). Counts it and forgets the address (a new
+    /// epoch) unless the master already moved, so the next connection asks the sentinels;
+    /// `false` for a direct database or a replica reader, where the reply stands as it is.
+    pub(crate) fn readonly_seen(&self, epoch: u64) -> bool {
         let Some(sentinel) = self.sentinel().filter(|s| !s.reads_replicas()) else {
             return false;
         };
         sentinel.readonly_reply();
-        let forgot = sentinel.forget();
+        let forgot = sentinel.forget_if(epoch);
         keeper_event!(
             self,
             WARN,

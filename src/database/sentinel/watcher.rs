@@ -39,7 +39,7 @@ impl Subscription {
 /// Spawns the watcher of a Sentinel backend; abort the handle to stop it.
 pub(crate) fn spawn_watcher(sentinel: Arc<SentinelBackend>) -> AbortHandle {
     let spawner = sentinel.runtime.spawner().clone();
-    let (task, handle) = abortable(async move { watch(&sentinel).await });
+    let (task, handle) = abortable(async move { watch(sentinel).await });
     spawner.spawn(Box::pin(async move {
         let _ = task.await;
     }));
@@ -48,8 +48,11 @@ pub(crate) fn spawn_watcher(sentinel: Arc<SentinelBackend>) -> AbortHandle {
 
 /// The watcher's loop. Bounded by abort (the Keeper's close or drop): each round waits for a
 /// message or sleeps to the follower's next deadline.
-async fn watch(sentinel: &SentinelBackend) {
-    let (tx, mut rx) = mpsc::unbounded::<(String, String)>();
+async fn watch(sentinel: Arc<SentinelBackend>) {
+    let sentinel = &sentinel;
+    // The push handlers apply the sentinels' events themselves (no I/O, a few short locks), so
+    // an announcement never waits behind this loop's connects and polls; they only wake it.
+    let (tx, mut rx) = mpsc::unbounded::<()>();
     let mut subs: Vec<Subscription> = Vec::new();
     let mut polls = 0u32;
     let clock = sentinel.runtime.clock().clone();
@@ -63,12 +66,10 @@ async fn watch(sentinel: &SentinelBackend) {
                 Either::Right(_) => None,
             }
         };
-        let now = clock.now();
-        if let Some((channel, payload)) = message {
-            on_message(sentinel, &channel, &payload, now);
-            continue;
+        if message.is_some() {
+            continue; // an event: the next deadline may have moved
         }
-        match sentinel.tick(now) {
+        match sentinel.tick(clock.now()) {
             FollowerAction::Poll => {
                 subs.retain(Subscription::is_alive);
                 subscribe_missing(sentinel, &mut subs, &tx).await;
@@ -100,7 +101,7 @@ fn on_message(sentinel: &SentinelBackend, channel: &str, payload: &str, now: Ins
     // which (on another thread) must find the new address and the old connections stale.
     if let SentinelSignal::Switched { host, port } = &signal {
         if !sentinel.reads_replicas() {
-            sentinel.switched_to(Endpoint::tcp(host.clone(), *port), "+switch-master");
+            sentinel.switched_to(Endpoint::tcp(host.clone(), *port), None, "+switch-master");
         }
     }
     let action = sentinel.signal(&signal, now);
@@ -125,9 +126,9 @@ fn step_limit(sentinel: &SentinelBackend) -> std::time::Duration {
 
 /// Opens a subscription on every known sentinel that has none.
 async fn subscribe_missing(
-    sentinel: &SentinelBackend,
+    sentinel: &Arc<SentinelBackend>,
     subs: &mut Vec<Subscription>,
-    tx: &mpsc::UnboundedSender<(String, String)>,
+    tx: &mpsc::UnboundedSender<()>,
 ) {
     let limit = step_limit(sentinel);
     let clock = sentinel.runtime.clock();
@@ -137,8 +138,8 @@ async fn subscribe_missing(
         }
         let lost = Arc::new(AtomicBool::new(false));
         let on_push: OnPush = {
-            let (tx, lost) = (tx.clone(), lost.clone());
-            Arc::new(move |info| forward(&tx, &lost, info))
+            let (tx, lost, weak) = (tx.clone(), lost.clone(), Arc::downgrade(sentinel));
+            Arc::new(move |info| forward(&weak, &tx, &lost, info))
         };
         let opened = sentinel
             .connect(
@@ -171,15 +172,26 @@ async fn subscribe_missing(
     }
 }
 
-/// A subscription's push: a message to the watcher, a disconnection marks it lost.
-fn forward(tx: &mpsc::UnboundedSender<(String, String)>, lost: &AtomicBool, info: PushInfo) {
+/// A subscription's push: an event is applied at once and wakes the watcher; a disconnection
+/// marks the subscription lost.
+fn forward(
+    sentinel: &std::sync::Weak<SentinelBackend>,
+    tx: &mpsc::UnboundedSender<()>,
+    lost: &AtomicBool,
+    info: PushInfo,
+) {
     match info.kind {
         PushKind::Disconnection => lost.store(true, Ordering::Release),
         PushKind::Message | PushKind::PMessage => {
-            if let Some(msg) = redis::Msg::from_push_info(info) {
-                let payload: String = msg.get_payload().unwrap_or_default();
-                let _ = tx.unbounded_send((msg.get_channel_name().to_owned(), payload));
-            }
+            let (Some(sentinel), Some(msg)) =
+                (sentinel.upgrade(), redis::Msg::from_push_info(info))
+            else {
+                return;
+            };
+            let payload: String = msg.get_payload().unwrap_or_default();
+            let now = sentinel.runtime.clock().now();
+            on_message(&sentinel, msg.get_channel_name(), &payload, now);
+            let _ = tx.unbounded_send(());
         }
         _ => {}
     }
@@ -189,12 +201,33 @@ fn forward(tx: &mpsc::UnboundedSender<(String, String)>, lost: &AtomicBool, info
 /// take commands while subscribed), else through a lookup of its own.
 async fn poll(sentinel: &SentinelBackend, subs: &[Subscription]) {
     let limit = step_limit(sentinel);
-    for sub in subs {
-        let answer = sentinel
-            .refresh_on(&sentinel.runtime, &sub.conn, limit, "poll")
-            .await;
-        if let Ok(Some(_)) = answer {
+    if sentinel.reads_replicas() {
+        for sub in subs {
+            let answer = sentinel
+                .refresh_on(&sentinel.runtime, &sub.conn, limit, "poll")
+                .await;
+            if let Ok(Some(_)) = answer {
+                bump(&sentinel.counters.lookups);
+                return;
+            }
+        }
+    } else {
+        // Every live sentinel, the newest configuration wins: one that has not heard of a
+        // failover yet (it learns of it by the others' hello messages, up to 2 s later) still
+        // names the old master.
+        let mut newest: Option<(Endpoint, Option<u64>)> = None;
+        for sub in subs {
+            if let Ok(Some((master, epoch))) =
+                sentinel.ask(&sentinel.runtime, &sub.conn, limit).await
+            {
+                if newest.as_ref().is_none_or(|(_, best)| epoch > *best) {
+                    newest = Some((master, epoch));
+                }
+            }
+        }
+        if let Some((master, epoch)) = newest {
             bump(&sentinel.counters.lookups);
+            sentinel.switched_to(master, epoch, "poll");
             return;
         }
     }

@@ -171,9 +171,25 @@ fn a_hold_ends_at_its_bound_on_an_abort_or_on_a_switch_seen_by_a_poll() {
     );
     assert_eq!(
         f.on_signal(&SentinelSignal::FailoverAborted, later),
-        FollowerAction::Release
+        FollowerAction::None,
+        "one sentinel's abort does not end the hold"
     );
-    let _ = f.on_signal(&start, later);
+    assert!(f.holding(later));
+    assert_eq!(f.next_deadline(), later, "but asks for a poll at once");
     assert_eq!(f.on_switch(), FollowerAction::Release);
     assert_eq!(f.on_switch(), FollowerAction::None);
+}
+
+#[test]
+fn a_waiter_expires_a_hold_without_taking_the_drivers_poll() {
+    let t0 = Instant::now();
+    let mut f = follower(t0);
+    assert_eq!(f.tick(t0), FollowerAction::Poll);
+    let _ = f.on_signal(&SentinelSignal::FailoverStarted, t0);
+    assert_eq!(f.expire(t0 + Duration::from_secs(1)), FollowerAction::None);
+    let end = t0 + Duration::from_secs(5);
+    assert_eq!(f.expire(end), FollowerAction::Release);
+    assert!(!f.holding(end));
+    assert_eq!(f.expire(end), FollowerAction::None);
+    assert_eq!(f.tick(end), FollowerAction::Poll, "the driver still polls");
 }

@@ -14,6 +14,8 @@ pub(super) struct Sentinel {
     on: bool,
     /// Master name → `"host:port"`.
     masters: BTreeMap<String, String>,
+    /// Master name → its configuration epoch (0, then one more at each `sentinel_set_master`).
+    epochs: BTreeMap<String, u64>,
     /// The other sentinels, `"host:port"` each.
     peers: Vec<String>,
     /// Master name → its replicas, `("host:port", flags)` each.
@@ -91,9 +93,10 @@ impl SimRedis {
         });
     }
 
-    /// Points master `name` at `addr` (`"host:port"`), adding it if it is new: what a Sentinel's
-    /// table says after a failover. Nothing is announced; publish `+switch-master` with
-    /// [`SimRedis::publish`] for that.
+    /// Points master `name` at `addr` (`"host:port"`), adding it if it is new, in the next
+    /// configuration epoch (what `SENTINEL MASTER` shows as `config-epoch`): what a
+    /// Sentinel's table says after a failover. Nothing is announced; publish `+switch-master`
+    /// with [`SimRedis::publish`] for that.
     ///
     /// ```
     /// use redis_keeper::sim::wire::encode_request;
@@ -117,6 +120,7 @@ impl SimRedis {
         self.with(|st| {
             st.record(format_args!("sentinel master {name} at {addr}"));
             st.sentinel.masters.insert(name.to_owned(), addr.to_owned());
+            *st.sentinel.epochs.entry(name.to_owned()).or_default() += 1;
         });
     }
 }
@@ -175,12 +179,13 @@ impl State {
         Reply::Array(vec![Reply::bulk("sentinel"), Reply::Array(names.collect())])
     }
 
-    /// `SENTINEL GET-MASTER-ADDR-BY-NAME <name>` and `SENTINEL SENTINELS <name>` for
+    /// `SENTINEL GET-MASTER-ADDR-BY-NAME | MASTER | REPLICAS | SENTINELS <name>` for
     /// connection `id`.
     pub(super) fn sentinel_command(&self, id: u64, args: &[Vec<u8>]) -> Reply {
         let by_name = is(&args[1], "get-master-addr-by-name");
         let replicas = is(&args[1], "replicas") || is(&args[1], "slaves");
-        if !by_name && !replicas && !is(&args[1], "sentinels") {
+        let master_entry = is(&args[1], "master");
+        if !by_name && !replicas && !master_entry && !is(&args[1], "sentinels") {
             let shown = String::from_utf8_lossy(&args[1]);
             return Reply::err(format!("ERR Unknown sentinel subcommand '{shown}'"));
         }
@@ -201,6 +206,29 @@ impl State {
                 } else {
                     Reply::NilArray
                 }
+            }
+            Some(addr) if master_entry => {
+                let (host, port) = split_addr(addr);
+                let epoch = self
+                    .sentinel
+                    .epochs
+                    .get(&*name)
+                    .copied()
+                    .unwrap_or(0)
+                    .to_string();
+                let fields = [
+                    "name",
+                    &*name,
+                    "ip",
+                    host,
+                    "port",
+                    port,
+                    "flags",
+                    "master",
+                    "config-epoch",
+                    epoch.as_str(),
+                ];
+                Reply::Array(fields.iter().map(|f| Reply::bulk(*f)).collect())
             }
             Some(_) if replicas => {
                 let list = self.sentinel.replicas.get(&*name).into_iter().flatten();

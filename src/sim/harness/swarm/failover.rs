@@ -1,18 +1,17 @@
 //! Swarm runs with Sentinel failovers: two data servers (a master and its replica), two
 //! sentinels on one [`SimNetwork`], every database Sentinel-backed, and a script of failovers
 //! as real sentinels make them: the announcement, the promotion one tick later (the replica
-//! takes the master's data), `+switch-master` 0.7 s after that, and the old master demoted
-//! (its clients closed) 10 s later. While the old master is still writable the run checks that
+//! takes the master's data), `+switch-master` from the leader 0.7 s after that and from the
+//! other sentinel 1.5 s later (which names the old master until then), and the old master
+//! demoted (its clients closed) 10 s after the leader's switch. While the old master is still writable the run checks that
 //! nothing reaches it after the promotion: every acknowledged write must be on the new master.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use super::spec::{draw_ms, ms};
+use super::spec::{ms, FailoverSpec};
 use super::World;
 use crate::config::KeeperConfig;
-use crate::rng::Rng;
 use crate::seams::{Clock, Transport};
 use crate::sim::doubles::{Faults, Latency, Sim};
 use crate::sim::server::{SimNetwork, SimRedis, SimRole};
@@ -21,31 +20,6 @@ const DATA: [&str; 2] = ["127.0.0.1:16379", "127.0.0.1:16380"];
 const SENTINELS: [&str; 2] = ["127.0.0.1:26379", "127.0.0.1:26380"];
 /// Every logical database of the servers (the swarm's databases use some of them).
 const DBS: usize = 16;
-
-/// The failovers of a run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FailoverSpec {
-    /// Start instants from the run's start, at least 12 s apart (a failover's script takes
-    /// 10.8 s), and whether each is announced. An announced one goes as real sentinels make
-    /// it; an unannounced one has no `+try-failover`, and its old master is a replica from the
-    /// promotion on (writes there get `READONLY`, sent once more; the master is then found by
-    /// the `ROLE` check, the poll or the late `+switch-master`).
-    pub starts: Vec<(Duration, bool)>,
-}
-
-impl FailoverSpec {
-    pub(super) fn draw(rng: &mut Rng) -> Self {
-        let mut at = draw_ms(rng, 200, 5_000);
-        let starts = (0..rng.between(1, 3))
-            .map(|_| {
-                let start = at;
-                at += draw_ms(rng, 12_000, 20_000);
-                (start, rng.chance(0.7))
-            })
-            .collect();
-        Self { starts }
-    }
-}
 
 /// The servers of a failover run.
 pub(super) struct Servers {
@@ -166,16 +140,22 @@ impl World {
                 DATA[old].replace(':', " "),
                 DATA[1 - old].replace(':', " ")
             );
-            for s in &servers.sentinels {
+            // The leader switches first; the other sentinel hears of it (by the leader's hello
+            // messages) 1.5 s later and names the old master until then.
+            let n = servers.sentinels.len();
+            let leader = i % n;
+            for k in 0..n {
+                if k == 1 {
+                    self.clock.sleep_until(self.clock.now() + ms(1_500)).await;
+                }
+                let s = &servers.sentinels[(leader + k) % n];
                 s.sentinel_set_master("mymaster", DATA[1 - old]);
                 s.publish("+switch-master", &switch);
             }
             servers.master.store(1 - old, Ordering::Release);
             self.record(format_args!("failover {i}: switched"));
-            // The old master stays writable until it is demoted.
-            self.clock
-                .sleep_until(self.clock.now() + Duration::from_secs(10))
-                .await;
+            // The old master stays writable until it is demoted, 10 s after the leader's switch.
+            self.clock.sleep_until(self.clock.now() + ms(8_500)).await;
             if Servers::snapshot(from) != at_promotion {
                 self.violation(format!(
                     "failover {i}: a write reached the old master {} after the promotion",

@@ -30,10 +30,9 @@ mod pubsub;
 mod report;
 mod spec;
 
-pub use failover::FailoverSpec;
 pub use report::{Rare, SwarmFailure, SwarmReport};
 use spec::ms;
-pub use spec::{DbSpec, Mix, PubSubSpec, SwarmSpec, TaskSpec};
+pub use spec::{DbSpec, FailoverSpec, Mix, PubSubSpec, SwarmSpec, TaskSpec};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -400,7 +399,11 @@ pub fn run(spec: &SwarmSpec, keep_lines: bool) -> Result<SwarmReport, SwarmFailu
             (redis, transport)
         }
     };
-    let keeper = match sim.keeper_builder(spec.config(), transport).build() {
+    let config = match &servers {
+        Some(_) => failover::Servers::configure(spec.config()),
+        None => spec.config(),
+    };
+    let keeper = match sim.keeper_builder(config, transport).build() {
         Ok(k) => k,
         Err(e) => {
             return Err(SwarmFailure {

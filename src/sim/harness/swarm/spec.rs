@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use super::failover::{FailoverSpec, Servers};
 use crate::config::{Jitter, KeeperConfig};
 use crate::rng::Rng;
 use crate::sim::doubles::{Fault, FaultPlan, Latency, Restart};
@@ -243,17 +242,8 @@ impl SwarmSpec {
     }
 
     /// The Keeper configuration: the default sixteen databases, the drawn ones configured
-    /// (and all of them Sentinel-backed in a failover run).
+    /// (a failover run makes all of them Sentinel-backed on top of it).
     pub fn config(&self) -> KeeperConfig {
-        let config = self.direct_config();
-        match self.failovers {
-            Some(_) => Servers::configure(config),
-            None => config,
-        }
-    }
-
-    /// [`SwarmSpec::config`] without Sentinel.
-    fn direct_config(&self) -> KeeperConfig {
         let mut config = KeeperConfig::default().configure_all(|d| {
             d.max_connections(2)
                 .shared_connections(1)
@@ -306,5 +296,30 @@ impl PubSubSpec {
             publishes: rng.between(5, 40) as u32,
             think_max: draw_ms(rng, 100, 3_000),
         }
+    }
+}
+
+/// The failovers of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailoverSpec {
+    /// Start instants from the run's start, at least 12 s apart (a failover's script takes
+    /// 10.8 s), and whether each is announced. An announced one goes as real sentinels make
+    /// it; an unannounced one has no `+try-failover`, and its old master is a replica from the
+    /// promotion on (writes there get `READONLY`, sent once more; the master is then found by
+    /// the `ROLE` check, the poll or the late `+switch-master`).
+    pub starts: Vec<(Duration, bool)>,
+}
+
+impl FailoverSpec {
+    pub(super) fn draw(rng: &mut Rng) -> Self {
+        let mut at = draw_ms(rng, 200, 5_000);
+        let starts = (0..rng.between(1, 3))
+            .map(|_| {
+                let start = at;
+                at += draw_ms(rng, 12_000, 20_000);
+                (start, rng.chance(0.7))
+            })
+            .collect();
+        Self { starts }
     }
 }

@@ -1,9 +1,51 @@
 //! The kinds of the Sentinel keys: a list of `host:port` addresses (`sentinel.nodes`) and a
-//! server role (`role`).
+//! server role ([`ServerRole`], key `role`).
+
+use std::fmt;
 
 use super::kinds::{redact_userinfo, text_of, Host, Kind, Port, Scalar, Yaml};
-use super::sentinel::ServerRole;
 use crate::seams::Endpoint;
+
+/// Which server of a Sentinel-managed set a database talks to (YAML `role`).
+///
+/// ```
+/// use redis_keeper::config::ServerRole;
+/// assert_eq!("replica".parse::<ServerRole>(), Ok(ServerRole::Replica));
+/// assert_eq!("Master".parse::<ServerRole>(), Ok(ServerRole::Master));
+/// assert!("leader".parse::<ServerRole>().is_err());
+/// assert_eq!(ServerRole::default().to_string(), "master");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ServerRole {
+    /// The master: reads and writes.
+    #[default]
+    Master,
+    /// A healthy replica, round robin over the replicas the sentinels list: reads only (a
+    /// write gets the server's `READONLY`, and is not sent anywhere else).
+    Replica,
+}
+
+impl std::str::FromStr for ServerRole {
+    type Err = String;
+
+    /// `master` or `replica`, case-insensitive.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "master" => Ok(Self::Master),
+            "replica" => Ok(Self::Replica),
+            _ => Err("expected `master` or `replica`".to_owned()),
+        }
+    }
+}
+
+impl fmt::Display for ServerRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Master => "master",
+            Self::Replica => "replica",
+        })
+    }
+}
 
 /// A list of `host:port` addresses (`[::1]:26379` for IPv6), at least one.
 pub(crate) struct Nodes;
