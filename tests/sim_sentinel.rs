@@ -31,6 +31,21 @@ struct World {
     keeper: Keeper,
 }
 
+/// The two sentinels, each knowing the other, naming the master at `OLD`.
+fn sentinels(sim: &Sim, net: &SimNetwork) -> Vec<SimRedis> {
+    SENTINELS
+        .iter()
+        .map(|addr| {
+            let s = sim.redis();
+            s.set_sentinel(&[("mymaster", OLD)]);
+            let peers: Vec<&str> = SENTINELS.iter().copied().filter(|a| a != addr).collect();
+            s.set_sentinel_peers(&peers);
+            net.add(addr, s.clone());
+            s
+        })
+        .collect()
+}
+
 fn world(seed: u64, master_name: &str) -> World {
     let sim = Sim::new(seed);
     let net = SimNetwork::new();
@@ -40,22 +55,7 @@ fn world(seed: u64, master_name: &str) -> World {
     });
     net.add(OLD, old.clone());
     net.add(NEW, new.clone());
-    let sentinels: Vec<SimRedis> = SENTINELS
-        .iter()
-        .map(|addr| {
-            let s = sim.redis();
-            s.set_sentinel(&[("mymaster", OLD)]);
-            s.set_sentinel_peers(
-                &SENTINELS
-                    .iter()
-                    .copied()
-                    .filter(|a| a != addr)
-                    .collect::<Vec<_>>(),
-            );
-            net.add(addr, s.clone());
-            s
-        })
-        .collect();
+    let sentinels = sentinels(&sim, &net);
     let nodes: Vec<String> = SENTINELS.iter().map(|s| s.to_string()).collect();
     let master_name = master_name.to_owned();
     let config = KeeperConfig::default().configure("main", move |d| {
@@ -548,22 +548,7 @@ fn the_sentinels_a_sentinel_names_are_added_and_one_master_has_one_watcher() {
     let net = SimNetwork::new();
     let master = sim.redis();
     net.add(OLD, master.clone());
-    let sentinels: Vec<SimRedis> = SENTINELS
-        .iter()
-        .map(|addr| {
-            let s = sim.redis();
-            s.set_sentinel(&[("mymaster", OLD)]);
-            s.set_sentinel_peers(
-                &SENTINELS
-                    .iter()
-                    .copied()
-                    .filter(|a| a != addr)
-                    .collect::<Vec<_>>(),
-            );
-            net.add(addr, s.clone());
-            s
-        })
-        .collect();
+    let sentinels = sentinels(&sim, &net);
     // Only the first sentinel is configured, for every database (a top-level map).
     let config = KeeperConfig::from_yaml_str(&format!(
         "sentinel: {{master_name: mymaster, nodes: [\"{}\"]}}\n",
