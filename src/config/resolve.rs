@@ -235,7 +235,12 @@ fn finalize(
             })
         }
     };
-    let tls = tls_keys(v.ssl).settings(&endpoint, &bad, tls_cache)?;
+    // TLS to the sentinels only: the `ssl_*` files are theirs, not a mistake beside `ssl: false`.
+    let tls = if !v.ssl && sentinel.as_ref().is_some_and(|s| s.tls.is_some()) {
+        None
+    } else {
+        tls_keys(v.ssl).settings(&endpoint, &bad, tls_cache)?
+    };
     Ok(DatabaseSettings {
         name: name.to_owned(),
         db,

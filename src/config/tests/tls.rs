@@ -171,3 +171,43 @@ redis_databases:
         "sentinel_ssl: false"
     );
 }
+
+#[test]
+fn the_sentinels_alone_may_speak_tls_with_the_ssl_files() {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let ca = rcgen::CertificateParams::new(vec!["ca.test".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let path = std::env::temp_dir().join(format!("rk-sentinel-ca-{}.pem", std::process::id()));
+    std::fs::write(&path, ca.pem()).unwrap();
+    let text = format!(
+        "
+ssl_ca_certs: '{}'
+sentinel: {{ master_name: m, nodes: ['10.0.0.5:26379'], ssl: true }}
+",
+        path.display()
+    );
+    let r = resolve(&yaml(&text), &no_env());
+    let main = r.database("main").unwrap();
+    assert!(main.tls.is_none(), "the data nodes in plaintext");
+    let tls = main
+        .sentinel
+        .as_ref()
+        .unwrap()
+        .tls
+        .as_ref()
+        .expect("the sentinels over TLS");
+    assert_eq!(tls.ca_certs.as_deref(), Some(path.as_path()));
+    // Without a Sentinel to use them, the same files beside `ssl: false` are still an error.
+    let direct = format!("ssl_ca_certs: '{}'\n", path.display());
+    let err = yaml(&direct)
+        .resolve(None, &no_env())
+        .unwrap_err()
+        .to_string();
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        err.contains("ssl_ca_certs") && err.contains("`ssl` is off"),
+        "{err}"
+    );
+}
