@@ -78,6 +78,14 @@ fn world(seed: u64, master_name: &str) -> World {
 }
 
 impl World {
+    /// One `INCR counter` through the Keeper's `main`: its reply.
+    fn incr(&self) -> i64 {
+        self.sim.block_on(async {
+            let mut main = self.keeper.main().await.unwrap();
+            main.incr("counter", 1).await.unwrap()
+        })
+    }
+
     fn counter(server: &SimRedis) -> i64 {
         server
             .get(0, b"counter")
@@ -171,10 +179,7 @@ impl Traffic {
 #[test]
 fn the_master_is_resolved_through_the_sentinels_and_checked_with_role() {
     let w = world(1, "mymaster");
-    let n: i64 = w.sim.block_on(async {
-        let mut main = w.keeper.main().await.unwrap();
-        main.incr("counter", 1).await.unwrap()
-    });
+    let n = w.incr();
     assert_eq!(n, 1);
     assert_eq!(World::counter(&w.old), 1, "written on the master");
     assert_eq!(World::counter(&w.new), 0, "not on the replica");
@@ -277,10 +282,7 @@ fn without_the_early_announcement_writes_of_the_window_are_lost() {
 #[test]
 fn a_stale_master_answering_readonly_is_left_and_the_command_sent_once_more() {
     let w = world(2, "mymaster");
-    w.sim.block_on(async {
-        let mut main = w.keeper.main().await.unwrap();
-        let _: i64 = main.incr("counter", 1).await.unwrap();
-    });
+    w.incr();
     // A failover nobody announced to us: the sentinels name the new master, the old one is a
     // replica already, and the Keeper's connection still goes to it.
     w.promote();
@@ -288,10 +290,7 @@ fn a_stale_master_answering_readonly_is_left_and_the_command_sent_once_more() {
     w.old.set_role(SimRole::Replica {
         master: NEW.to_owned(),
     });
-    let n: i64 = w.sim.block_on(async {
-        let mut main = w.keeper.main().await.unwrap();
-        main.incr("counter", 1).await.unwrap()
-    });
+    let n = w.incr();
     assert_eq!(n, 2, "sent once more, to the new master");
     assert_eq!(World::counter(&w.new), 2);
     assert_eq!(World::counter(&w.old), 1);
@@ -325,20 +324,14 @@ fn a_stale_master_answering_readonly_is_left_and_the_command_sent_once_more() {
 #[test]
 fn the_poll_follows_a_switch_no_event_announced() {
     let w = world(3, "mymaster");
-    w.sim.block_on(async {
-        let mut main = w.keeper.main().await.unwrap();
-        let _: i64 = main.incr("counter", 1).await.unwrap();
-    });
+    w.incr();
     w.promote();
     w.switch(false);
     // Within one poll interval (2 s) the Keeper moves to the new master by itself.
     w.sim.run_for(Duration::from_millis(2100));
     let s = w.stats();
     assert_eq!((s.master.as_deref(), s.switches), (Some(NEW), 1), "{s:?}");
-    let n: i64 = w.sim.block_on(async {
-        let mut main = w.keeper.main().await.unwrap();
-        main.incr("counter", 1).await.unwrap()
-    });
+    let n = w.incr();
     assert_eq!(n, 2);
     assert_eq!(
         World::counter(&w.old),
@@ -454,6 +447,20 @@ fn a_replica_named_as_the_master_is_a_role_mismatch_then_resolved_again() {
     );
 }
 
+/// `GET who` on `n` exclusive connections of `main` held at once (so `n` are opened).
+fn read_who(sim: &Sim, keeper: &Keeper, n: usize) -> Vec<String> {
+    sim.block_on(async {
+        let mut held = Vec::new();
+        let mut seen = Vec::new();
+        for _ in 0..n {
+            let mut c = keeper.get_exclusive("main").await.unwrap();
+            seen.push(c.get::<_, String>("who").await.unwrap());
+            held.push(c);
+        }
+        seen
+    })
+}
+
 #[test]
 fn a_replica_reader_reads_round_robin_from_healthy_replicas_and_never_resends_a_write() {
     let sim = Sim::new(9);
@@ -486,17 +493,8 @@ fn a_replica_reader_reads_round_robin_from_healthy_replicas_and_never_resends_a_
     ))
     .unwrap();
     let keeper = sim.keeper_builder(config, Arc::new(net)).build().unwrap();
-    let seen: Vec<String> = sim.block_on(async {
-        // Six connections held at once: each opened to the next healthy replica in turn.
-        let mut held = Vec::new();
-        let mut seen = Vec::new();
-        for _ in 0..6 {
-            let mut c = keeper.get_exclusive("main").await.unwrap();
-            seen.push(c.get::<_, String>("who").await.unwrap());
-            held.push(c);
-        }
-        seen
-    });
+    // Six connections held at once: each opened to the next healthy replica in turn.
+    let seen = read_who(&sim, &keeper, 6);
     assert!(seen.contains(&"replica 0".to_owned()), "{seen:?}");
     assert!(seen.contains(&"replica 2".to_owned()), "{seen:?}");
     assert!(
@@ -529,16 +527,7 @@ fn a_replica_reader_reads_round_robin_from_healthy_replicas_and_never_resends_a_
         (&[addrs[2].to_owned()][..], 1),
         "{s:?}"
     );
-    let seen: Vec<String> = sim.block_on(async {
-        let mut held = Vec::new();
-        let mut seen = Vec::new();
-        for _ in 0..3 {
-            let mut c = keeper.get_exclusive("main").await.unwrap();
-            seen.push(c.get::<_, String>("who").await.unwrap());
-            held.push(c);
-        }
-        seen
-    });
+    let seen = read_who(&sim, &keeper, 3);
     assert_eq!(seen, ["replica 2", "replica 2", "replica 2"]);
 }
 
@@ -599,10 +588,7 @@ fn a_subscriber_moves_to_the_new_master_at_the_switch() {
 #[test]
 fn a_sentinel_of_an_older_configuration_does_not_move_the_keeper_back() {
     let w = world(12, "mymaster");
-    w.sim.block_on(async {
-        let mut main = w.keeper.main().await.unwrap();
-        let _: i64 = main.incr("counter", 1).await.unwrap();
-    });
+    w.incr();
     w.sim.run_for(Duration::from_secs(3)); // polled: the configuration epoch is known
                                            // Sentinel 1 leads the failover and then drops off the network; sentinel 0 has not heard
                                            // of it and goes on naming the old master, in the older configuration epoch.
@@ -615,10 +601,7 @@ fn a_sentinel_of_an_older_configuration_does_not_move_the_keeper_back() {
     w.sim.run_for(Duration::from_secs(5)); // two polls, answered by sentinel 0 only
     let s = w.stats();
     assert_eq!((s.master.as_deref(), s.switches), (Some(NEW), 1), "{s:?}");
-    let n: i64 = w.sim.block_on(async {
-        let mut main = w.keeper.main().await.unwrap();
-        main.incr("counter", 1).await.unwrap()
-    });
+    let n = w.incr();
     assert_eq!(n, 2);
     assert_eq!(
         World::counter(&w.old),

@@ -106,13 +106,7 @@ fn cert_reqs_reads_from_yaml_and_env_and_rejects_other_words() {
 
 #[test]
 fn databases_with_the_same_tls_files_share_one_client_configuration() {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let ca = rcgen::CertificateParams::new(vec!["ca.test".to_owned()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    let path = std::env::temp_dir().join(format!("rk-shared-ca-{}.pem", std::process::id()));
-    std::fs::write(&path, ca.pem()).unwrap();
+    let path = ca_file("rk-shared-ca");
     let text = format!(
         "
 url: rediss://cache.internal:6380
@@ -174,13 +168,7 @@ redis_databases:
 
 #[test]
 fn the_sentinels_alone_may_speak_tls_with_the_ssl_files() {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let ca = rcgen::CertificateParams::new(vec!["ca.test".to_owned()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    let path = std::env::temp_dir().join(format!("rk-sentinel-ca-{}.pem", std::process::id()));
-    std::fs::write(&path, ca.pem()).unwrap();
+    let path = ca_file("rk-sentinel-ca");
     let text = format!(
         "
 ssl_ca_certs: '{}'
@@ -210,4 +198,16 @@ sentinel: {{ master_name: m, nodes: ['10.0.0.5:26379'], ssl: true }}
         err.contains("ssl_ca_certs") && err.contains("`ssl` is off"),
         "{err}"
     );
+}
+
+/// A fresh self-signed CA certificate in a temporary PEM file named after `tag`.
+fn ca_file(tag: &str) -> std::path::PathBuf {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let ca = rcgen::CertificateParams::new(vec!["ca.test".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let path = std::env::temp_dir().join(format!("{tag}-{}.pem", std::process::id()));
+    std::fs::write(&path, ca.pem()).unwrap();
+    path
 }
