@@ -74,6 +74,17 @@ impl SentinelSet {
     /// [`READY_LIMIT`]) until every one knows the master, the replica (not down) and the two
     /// other sentinels.
     pub fn start() -> SentinelSet {
+        Self::start_with(None)
+    }
+
+    /// [`SentinelSet::start`] with every sentinel also serving TLS (`tls-port`, with `tls`'s
+    /// certificate, key and CA; client certificates not asked for) beside its plaintext port,
+    /// which the helper keeps using. [`SentinelSet::sentinel_tls_nodes`] lists the TLS ports.
+    pub fn start_with_tls(tls: &SentinelTls) -> SentinelSet {
+        Self::start_with(Some(tls))
+    }
+
+    fn start_with(tls: Option<&SentinelTls>) -> SentinelSet {
         let master = RedisServer::start(ServerOptions::new().arg("repl-diskless-sync-delay", "0"));
         // `--replicaof "127.0.0.1 PORT"` as one argument is accepted (checked by hand).
         let replica = RedisServer::start(
@@ -88,7 +99,7 @@ impl SentinelSet {
         set.wait_for_replication();
         let master_port = set.data[0].port();
         for _ in 0..3 {
-            set.sentinels.push(SentinelNode::start(master_port));
+            set.sentinels.push(SentinelNode::start(master_port, tls));
         }
         set.wait_until_ready();
         set
@@ -104,6 +115,27 @@ impl SentinelSet {
         self.sentinels
             .iter()
             .map(|s| format!("127.0.0.1:{}", s.port))
+            .collect()
+    }
+
+    /// The sentinels' TLS addresses, `127.0.0.1:PORT` each (a set started with TLS only).
+    pub fn sentinel_tls_nodes(&self) -> Vec<String> {
+        self.sentinels
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.tls_port.expect("started with TLS")))
+            .collect()
+    }
+
+    /// The clients of sentinel `i` that came in on its TLS port, as `CLIENT LIST` shows them.
+    pub fn tls_clients(&self, i: usize) -> Vec<String> {
+        let s = &self.sentinels[i];
+        let port = s.tls_port.expect("started with TLS");
+        let list: String = s
+            .query(redis::cmd("CLIENT").arg("LIST"))
+            .unwrap_or_else(|e| panic!("CLIENT LIST on sentinel {}: {e}", s.port));
+        list.lines()
+            .filter(|l| l.contains(&format!("laddr=127.0.0.1:{port} ")))
+            .map(str::to_owned)
             .collect()
     }
 
@@ -338,10 +370,22 @@ impl SentinelSet {
     }
 }
 
+/// The certificate files a TLS sentinel serves with.
+pub struct SentinelTls {
+    /// The sentinel's certificate (PEM).
+    pub cert: PathBuf,
+    /// Its key (PEM).
+    pub key: PathBuf,
+    /// The CA it trusts (PEM; client certificates are not asked for).
+    pub ca: PathBuf,
+}
+
 /// One `redis-server --sentinel` process with its own writable config file (the sentinel
 /// rewrites it as it learns), killed (SIGKILL, which ends a stopped process too) when dropped.
 struct SentinelNode {
     port: u16,
+    /// Its TLS port, when started with TLS.
+    tls_port: Option<u16>,
     dir: PathBuf,
     child: Child,
     /// The helper's connection, opened on first use and again after an error.
@@ -352,18 +396,33 @@ impl SentinelNode {
     /// Starts a sentinel monitoring `127.0.0.1:master_port` on a free port (another port if the
     /// one handed out was taken meanwhile, up to 3 tries), waits (bounded) until it answers,
     /// then shortens its hello and `INFO` periods (best effort: `SENTINEL DEBUG` is 7.0+).
-    fn start(master_port: u16) -> SentinelNode {
+    fn start(master_port: u16, tls: Option<&SentinelTls>) -> SentinelNode {
         let mut failures = Vec::new();
         for _ in 0..3 {
             let port = free_port();
+            let tls_port = tls.map(|_| free_port());
             let dir = unique_dir(port);
             let conf = dir.join("sentinel.conf");
+            let tls_lines = match (tls, tls_port) {
+                (Some(t), Some(tls_port)) => format!(
+                    "tls-port {tls_port}\n\
+                     tls-cert-file \"{}\"\n\
+                     tls-key-file \"{}\"\n\
+                     tls-ca-cert-file \"{}\"\n\
+                     tls-auth-clients no\n",
+                    t.cert.display(),
+                    t.key.display(),
+                    t.ca.display()
+                ),
+                _ => String::new(),
+            };
             std::fs::write(
                 &conf,
                 format!(
                     "port {port}\n\
                      bind 127.0.0.1\n\
                      dir \"{}\"\n\
+                     {tls_lines}\
                      sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 2\n\
                      sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}\n\
                      sentinel failover-timeout {MASTER_NAME} {FAILOVER_TIMEOUT_MS}\n",
@@ -384,6 +443,7 @@ impl SentinelNode {
                 });
             let mut node = SentinelNode {
                 port,
+                tls_port,
                 dir,
                 child,
                 conn: Mutex::new(None),

@@ -236,7 +236,13 @@ impl SentinelBackend {
                 ),
             }));
         }
-        let kind = failed.first().map_or(FailureKind::Io, |(_, kind, _)| *kind);
+        // One kind for the policies: TLS when every sentinel refused the handshake (not
+        // retried, not a breaker failure), else the first failure's.
+        let kind = match failed.first() {
+            Some(_) if failed.iter().all(|(_, k, _)| *k == FailureKind::Tls) => FailureKind::Tls,
+            Some((_, kind, _)) => *kind,
+            None => FailureKind::Io,
+        };
         let detail: Vec<String> = failed
             .iter()
             .map(|(node, _, e)| format!("{node}: {e}"))
@@ -259,7 +265,7 @@ impl SentinelBackend {
                 detail.join("; ")
             ),
         ));
-        Err(LookupError::Failed((classify(&e), e)))
+        Err(LookupError::Failed((kind, e)))
     }
 }
 
