@@ -525,8 +525,28 @@ impl Drop for RedisServer {
     }
 }
 
-/// A port the kernel just handed out on loopback (bound, read, released).
+/// A loopback port free now, for a server about to bind it: below the kernel's ephemeral range
+/// (32768–60999 by default), so no client connection's local port can take it first (the bind
+/// then fails with "Address already in use"), and never the same one twice in this process.
 pub fn free_port() -> u16 {
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    const LOW: u64 = 20_000;
+    const SPAN: u64 = 12_000;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()));
+    let seed = u64::from(std::process::id()) * 7_919 + nanos;
+    let mut handed = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    // Bounded: SPAN candidates at most, then the kernel's choice.
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (LOW + (seed + n * 7_907) % SPAN) as u16;
+        if !handed.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            handed.push(port);
+            return port;
+        }
+    }
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     listener.local_addr().expect("local addr").port()
 }
