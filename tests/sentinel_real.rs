@@ -541,52 +541,42 @@ fn failover_scenario(api: Api, fault: Fault, anchor: bool) {
     );
 
     // Where writes went after the switch, for the failure messages: the old master's counter
-    // when the switch was seen and when last seen a master (announced), or around the thaw.
-    let old_note = match fault {
-        Fault::Announced => {
-            let old_at_switch = set.try_counter(old, KEY).unwrap_or(-1);
-            let mut old_last = old_at_switch;
-            // On until the old master is demoted (and its clients disconnected), and a little
-            // beyond.
-            wait_until(
-                DEMOTION_LIMIT.saturating_sub(switched_at.elapsed()),
-                &format!("{label}: the old master {old} demoted by the sentinels"),
-                || {
-                    // The counter before the role: once demoted, the node soon loads the new
-                    // master's data (answering -LOADING meanwhile).
-                    let n = set.try_counter(old, KEY);
-                    if set.try_role(old).is_ok_and(|r| r != "master") {
-                        return Some(());
-                    }
-                    if let Ok(n) = n {
-                        old_last = n;
-                    }
-                    None
-                },
-            );
-            std::thread::sleep(Duration::from_millis(500));
-            let promoted_with = promoted_with.expect("measured for an announced failover");
-            format!(
-                "the replica was promoted with {promoted_with} INCRs; the old master {old} had \
-                 {old_at_switch} when the switch was seen ({} taken after the promotion), \
-                 {old_last} when last seen a master ({} more after the switch)",
-                old_at_switch - promoted_with,
-                old_last - old_at_switch
-            )
-        }
-        Fault::Frozen => {
-            std::thread::sleep(Duration::from_secs(1));
-            set.thaw(old);
-            let old_at_thaw = set.try_counter(old, KEY).unwrap_or(-1);
-            // The old master is back and still believes it is the master.
-            std::thread::sleep(Duration::from_secs(1));
-            let old_later = set.try_counter(old, KEY).unwrap_or(-1);
-            format!(
-                "the old master {old} had {old_at_thaw} INCRs right after the thaw, {old_later} \
-                 a second later ({} more)",
-                old_later - old_at_thaw
-            )
-        }
+    // when the switch was seen (announced) or right after the thaw (frozen), and when last seen
+    // a master, until the sentinels demote it (a bounded wait on that condition).
+    if fault == Fault::Frozen {
+        set.thaw(old); // back, and still believing it is the master until it is demoted
+    }
+    let old_first = set.try_counter(old, KEY).unwrap_or(-1);
+    let mut old_last = old_first;
+    wait_until(
+        DEMOTION_LIMIT,
+        &format!("{label}: the old master {old} demoted by the sentinels"),
+        || {
+            // The counter before the role: once demoted, the node soon loads the new master's
+            // data (answering -LOADING meanwhile).
+            let n = set.try_counter(old, KEY);
+            if set.try_role(old).is_ok_and(|r| r != "master") {
+                return Some(());
+            }
+            if let Ok(n) = n {
+                old_last = n;
+            }
+            None
+        },
+    );
+    let old_note = match promoted_with {
+        Some(promoted_with) => format!(
+            "the replica was promoted with {promoted_with} INCRs; the old master {old} had \
+             {old_first} when the switch was seen ({} taken after the promotion), {old_last} \
+             when last seen a master ({} more after the switch)",
+            old_first - promoted_with,
+            old_last - old_first
+        ),
+        None => format!(
+            "the old master {old} had {old_first} INCRs right after the thaw, {old_last} when \
+             last seen a master ({} more)",
+            old_last - old_first
+        ),
     };
     drop(stop_guard);
     join_workers(threads, &format!("{label}: the workers stop"));

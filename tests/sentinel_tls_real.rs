@@ -15,7 +15,7 @@ use std::time::Duration;
 use redis::AsyncCommands;
 use redis_keeper::seams::Runtime;
 use redis_keeper::{Error, KeeperConfig};
-use support::certs::Pki;
+use support::certs::{Pair, Pki};
 use support::harness::{bounded, eventually, fast_policies, keeper};
 use support::sentinel::{SentinelSet, SentinelTls};
 
@@ -30,16 +30,22 @@ fn config(set: &SentinelSet, ca: &std::path::Path) -> KeeperConfig {
     })
 }
 
+/// A sentinel set whose sentinels serve TLS with `pair`, trusting the test CA (started off the
+/// runtime's threads: it waits in real time).
+fn tls_sentinels(pair: &Pair, pki: &Pki) -> SentinelSet {
+    tokio::task::block_in_place(|| {
+        SentinelSet::start_with_tls(&SentinelTls {
+            cert: pair.cert.clone(),
+            key: pair.key.clone(),
+            ca: pki.ca.clone(),
+        })
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinels_over_tls_resolve_and_are_watched_over_tls() {
     let pki = Pki::new();
-    let set = tokio::task::block_in_place(|| {
-        SentinelSet::start_with_tls(&SentinelTls {
-            cert: pki.server.cert.clone(),
-            key: pki.server.key.clone(),
-            ca: pki.ca.clone(),
-        })
-    });
+    let set = tls_sentinels(&pki.server, &pki);
     let rt = Runtime::tokio();
     let keeper = keeper(&rt, config(&set, &pki.ca));
     let n: i64 = bounded(&rt, "INCR through TLS sentinels", async {
@@ -71,13 +77,7 @@ async fn sentinels_over_tls_resolve_and_are_watched_over_tls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sentinel_certificate_from_a_foreign_ca_is_one_typed_error_per_call() {
     let pki = Pki::new();
-    let set = tokio::task::block_in_place(|| {
-        SentinelSet::start_with_tls(&SentinelTls {
-            cert: pki.foreign_server.cert.clone(),
-            key: pki.foreign_server.key.clone(),
-            ca: pki.ca.clone(),
-        })
-    });
+    let set = tls_sentinels(&pki.foreign_server, &pki);
     let rt = Runtime::tokio();
     let keeper = keeper(&rt, config(&set, &pki.ca));
     for _ in 0..3 {
