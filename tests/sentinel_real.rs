@@ -14,7 +14,7 @@
 //! ≈ 2.2–3.1 s later. In these tests: the Keeper's first write on the new master ≈ 1.1–1.4 s
 //! after `SENTINEL FAILOVER`, ≈ 2.6 s after the freeze; redis-rs's sentinel client (the anchor)
 //! stays on the old master until it is demoted and lost ≈ 5 200 of ≈ 7 000 acknowledged INCRs.
-//! Each test takes ≈ 7–8 s, the six ≈ 47 s.
+//! Each test takes ≈ 8 s, the six ≈ 50 s.
 //!
 //! Needs `redis-server` (with Sentinel, 7.0+ for the shortened timers) on the PATH.
 #![cfg(all(feature = "tokio", feature = "smol"))]
