@@ -278,29 +278,24 @@ impl Drop for CloseUnlessAnswered<'_> {
     }
 }
 
-fn loading_value(v: &Value) -> bool {
-    matches!(v, Value::ServerError(e) if e.code() == "LOADING")
-}
-
-fn readonly_value(v: &Value) -> bool {
-    matches!(v, Value::ServerError(e) if e.code() == "READONLY")
+/// Every reply of `reply` is an error reply with `code` (a pipeline's none other).
+fn all_replies_are(reply: &Reply, code: &str) -> bool {
+    let is = |v: &Value| matches!(v, Value::ServerError(e) if e.code() == code);
+    match reply {
+        Reply::One(v) => is(v),
+        Reply::Many(vs) => !vs.is_empty() && vs.iter().all(is),
+    }
 }
 
 /// Every reply is `-READONLY`: the server is a replica and nothing was executed, so sending
 /// again (to the master) is safe. A pipeline with any other reply is not: it ran in part.
 pub(crate) fn all_readonly(reply: &Reply) -> bool {
-    match reply {
-        Reply::One(v) => readonly_value(v),
-        Reply::Many(vs) => !vs.is_empty() && vs.iter().all(readonly_value),
-    }
+    all_replies_are(reply, "READONLY")
 }
 
 /// Every reply is `-LOADING`: nothing was executed, so sending again is safe.
 fn all_loading(reply: &Reply) -> bool {
-    match reply {
-        Reply::One(v) => loading_value(v),
-        Reply::Many(vs) => !vs.is_empty() && vs.iter().all(loading_value),
-    }
+    all_replies_are(reply, "LOADING")
 }
 
 /// What the first error reply of `reply` said, if it holds one (`NOPERM` is `auth`, `WRONGTYPE`
@@ -328,6 +323,21 @@ mod tests {
             Ok(v @ Value::ServerError(_)) => v,
             other => panic!("expected an error reply, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_request_is_resendable_only_when_every_reply_refused_it() {
+        let ro = || error("READONLY");
+        assert!(all_readonly(&Reply::One(ro())));
+        assert!(all_readonly(&Reply::Many(vec![ro(), ro()])));
+        assert!(
+            !all_readonly(&Reply::Many(vec![ro(), Value::Okay])),
+            "ran in part"
+        );
+        assert!(!all_readonly(&Reply::Many(vec![])));
+        assert!(!all_readonly(&Reply::One(error("LOADING"))));
+        assert!(all_loading(&Reply::Many(vec![error("LOADING")])));
+        assert!(!all_loading(&Reply::One(Value::Okay)));
     }
 
     #[test]
