@@ -93,6 +93,11 @@ impl KeeperBuilder {
             None => &ProcessEnv,
         };
         let resolved = self.config.resolve(self.registry.as_deref(), env)?;
+        if let Some(cluster) = resolved.databases().find(|d| d.cluster.is_some()) {
+            return Err(Error::ClusterNotServed {
+                db: cluster.name.clone(),
+            });
+        }
         let mut runtime = self.runtime.unwrap_or_else(Runtime::detect);
         if let Some(clock) = self.clock {
             runtime = runtime.with_clock(clock);

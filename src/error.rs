@@ -119,6 +119,16 @@ pub enum Error {
         /// The database.
         db: String,
     },
+    /// A database is configured as a Redis Cluster (`cluster.nodes`), which this version does
+    /// not serve yet: the Keeper is not built, rather than serve it from `host`/`port`.
+    #[error(
+        "database `{db}` is configured as a Redis Cluster (`cluster.nodes`), which this version \
+         of redis-keeper does not serve yet"
+    )]
+    ClusterNotServed {
+        /// The database.
+        db: String,
+    },
     /// The Keeper was closed.
     #[error("the keeper is closed")]
     Closed,
@@ -290,6 +300,7 @@ impl Error {
             },
             Self::BlockingInAsync => Self::BlockingInAsync,
             Self::MasterChanged { db } => Self::MasterChanged { db: db.clone() },
+            Self::ClusterNotServed { db } => Self::ClusterNotServed { db: db.clone() },
             Self::Closed => Self::Closed,
             Self::GlobalAlreadySet => Self::GlobalAlreadySet,
             Self::Redis(e) => Self::Redis(e.clone()),

@@ -123,6 +123,22 @@ pub enum ConfigError {
         /// Where `sentinel_master_name` was set (boxed: keeps the error small).
         sentinel_origin: Box<Origin>,
     },
+    /// A cluster database (`cluster_nodes` set) also names a server or a Sentinel master.
+    #[error(
+        "database `{db}` is a cluster database (`cluster.nodes` from {cluster_origin}) but \
+         `{other}` is also set (in {other_origin}): a cluster database is reached through its \
+         nodes only"
+    )]
+    ClusterAndOther {
+        /// The database.
+        db: String,
+        /// The other key (`host`, `port`, `url`, `unix_socket_path`, `sentinel_master_name`).
+        other: String,
+        /// Where it was set.
+        other_origin: Origin,
+        /// Where `cluster_nodes` was set (boxed: keeps the error small).
+        cluster_origin: Box<Origin>,
+    },
     /// An environment variable starts with `REDIS_KEEPER_` but names no database or key.
     #[error("unknown environment variable {name}: no database or key matches")]
     UnknownEnvVar {

@@ -118,6 +118,21 @@ config_keys! {
         /// is under way (then they go to the master the sentinels name).
         sentinel_failover_hold: Seconds, Both, value(secs(5)),
             set sentinel_failover_hold(Duration);
+        /// Cluster (the `cluster` feature): seed nodes of a Redis Cluster, a YAML list or one
+        /// comma-separated string of `host:port` (YAML `cluster.nodes`). Set = the database is
+        /// served by the cluster (its `db` must be 0; `host`/`port` and `sentinel` not set).
+        cluster_nodes: Nodes, Db, unset("none (not a cluster)"), set cluster_nodes(Vec<String>);
+        /// Cluster: how often the slot map is asked for (the client is rebuilt when it
+        /// changed), besides at once after a node stops answering, > 0.
+        cluster_refresh_interval: Period, Db, value(secs(5)),
+            set cluster_refresh_interval(Duration);
+        /// Cluster: the longest one command may take in all, redirections and waits (`TRYAGAIN`,
+        /// `CLUSTERDOWN`, `LOADING`) included, > 0.
+        cluster_command_deadline: Period, Db, value(secs(10)),
+            set cluster_command_deadline(Duration);
+        /// Cluster: sends of one command in all, redirections and retries after a refusal
+        /// included, ≥ 1.
+        cluster_max_attempts: Count, Db, value(16), set cluster_max_attempts(u32);
         /// Bound on shared + exclusive connections together, ≥ 1.
         max_connections: Count, Both, value(20), set max_connections(u32);
         /// Multiplexed connections shared by `get`, `1..=max_connections`.
@@ -346,6 +361,13 @@ const DOCUMENT_ROWS: &[[&str; 4]] = &[
         "Level filter for the keeper's own tracing events: `error`, `warn` (`warning`), `info`, \
          `debug`, `trace`, case-insensitive.",
         "`info`",
+    ],
+    [
+        "`cluster`",
+        "db",
+        "Map `{nodes, refresh_interval, command_deadline, max_attempts}`: the `cluster_*` keys \
+         below, under one name (`cluster.nodes` = `cluster_nodes`).",
+        "none (not a cluster)",
     ],
     [
         "`sentinel`",

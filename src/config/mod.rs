@@ -31,6 +31,7 @@
 //! # Ok::<(), redis_keeper::ConfigError>(())
 //! ```
 
+mod cluster;
 mod discover;
 mod env;
 mod error;
@@ -41,6 +42,7 @@ mod registry;
 mod resolve;
 mod schema;
 mod secret;
+mod section;
 mod sentinel;
 mod sentinel_kinds;
 mod settings;
@@ -54,6 +56,7 @@ use tracing::level_filters::LevelFilter;
 
 /// The retry jitter (YAML `retry_jitter`): the policy layer's own type.
 pub use crate::policy::Jitter;
+pub use cluster::ClusterSettings;
 pub use env::{EnvSource, ProcessEnv};
 pub use error::{ConfigError, Origin};
 pub use names::RedisDatabase;

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use tracing::level_filters::LevelFilter;
 
+use super::cluster::ClusterSettings;
 use super::env::{self, EnvSource, ProcessEnv};
 use super::keys::{defaults, Layer, Origins, Partial, Values};
 use super::kinds::Kind;
@@ -187,6 +188,10 @@ fn finalize(
             &format!("must not exceed retry_max ({}s)", v.retry_max.as_secs_f64()),
         ));
     }
+    let cluster = match &v.cluster_nodes {
+        None => None,
+        Some(nodes) => Some(cluster_settings(db, nodes, &v, &bad)?),
+    };
     let _accepted_for_the_seed = v.decode_responses;
     let _read_into_its_parts_by_with_url = v.url;
     let endpoint = match v.unix_socket_path.filter(|p| !p.is_empty()) {
@@ -248,6 +253,7 @@ fn finalize(
         endpoint,
         tls,
         sentinel,
+        cluster,
         username: v.username.filter(|u| !u.is_empty()),
         password: v.password.filter(|s| !s.is_empty()),
         max_connections: v.max_connections,
@@ -292,7 +298,37 @@ fn finalize(
     })
 }
 
-/// Whether a database is direct or Sentinel-backed, as the layers stack up: the more specific
+/// The settings of a cluster database (`cluster_nodes` set): on db 0, without TLS yet.
+fn cluster_settings(
+    db: u8,
+    nodes: &[String],
+    v: &Values,
+    bad: &dyn Fn(&str, &str) -> ConfigError,
+) -> Result<ClusterSettings, ConfigError> {
+    if db != 0 {
+        return Err(bad(
+            "db",
+            "a cluster database must use db 0: Redis Cluster has only database 0 (SELECT is refused)",
+        ));
+    }
+    if v.ssl {
+        return Err(bad(
+            "ssl",
+            "TLS to a Redis Cluster is not supported yet: the cluster client dials its own sockets",
+        ));
+    }
+    Ok(ClusterSettings {
+        nodes: nodes
+            .iter()
+            .map(|n| parse_node(n).map_err(|why| bad("cluster_nodes", &why)))
+            .collect::<Result<Vec<_>, _>>()?,
+        refresh_interval: v.cluster_refresh_interval,
+        command_deadline: v.cluster_command_deadline,
+        max_attempts: v.cluster_max_attempts,
+    })
+}
+
+/// Whether a database is direct, Sentinel-backed or a cluster, as the layers stack up: the more specific
 /// layer decides; one layer that says both is an error.
 #[derive(Default)]
 struct BackendShape {
@@ -300,6 +336,8 @@ struct BackendShape {
     sentinel: Option<(usize, Origin)>,
     /// The layer that set a direct key last, the key and where.
     direct: Option<(usize, &'static str, Origin)>,
+    /// The layer that set `cluster_nodes` last, and where.
+    cluster: Option<(usize, Origin)>,
     layers: usize,
 }
 
@@ -329,11 +367,29 @@ impl BackendShape {
             Some(_) => self.sentinel = Some((at, layer.origin_of("sentinel_master_name"))),
             None => {}
         }
+        if v.cluster_nodes.is_some() {
+            self.cluster = Some((at, layer.origin_of("cluster_nodes")));
+        }
     }
 
     /// A direct key at the same layer as the Sentinel master, or a more specific one, is an
     /// error naming both.
     fn check(&self, db: &str) -> Result<(), ConfigError> {
+        if let Some((c, cluster_origin)) = &self.cluster {
+            let other = match (&self.sentinel, &self.direct) {
+                (Some((_, origin)), _) => Some(("sentinel_master_name", origin)),
+                (None, Some((d, key, origin))) if d >= c => Some((*key, origin)),
+                _ => None,
+            };
+            if let Some((other, other_origin)) = other {
+                return Err(ConfigError::ClusterAndOther {
+                    db: db.to_owned(),
+                    other: other.to_owned(),
+                    other_origin: other_origin.clone(),
+                    cluster_origin: Box::new(cluster_origin.clone()),
+                });
+            }
+        }
         match (&self.sentinel, &self.direct) {
             (Some((s, sentinel_origin)), Some((d, key, direct_origin))) if d >= s => {
                 Err(ConfigError::DirectAndSentinel {

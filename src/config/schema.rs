@@ -20,7 +20,7 @@ use tracing::level_filters::LevelFilter;
 use super::keys::{read_yaml, Layer, YamlSink, ALIASES, KEYS};
 use super::kinds::parsed;
 use super::names::{check_name, env_form};
-use super::sentinel::SentinelSeed;
+use super::section::SectionSeed;
 use super::settings::parse_log_level;
 use super::table::Level;
 use super::{ConfigError, Origin, RedisDatabase};
@@ -29,7 +29,16 @@ use super::{ConfigError, Origin, RedisDatabase};
 const TOP_ONLY: &[&str] = &["log_level", "redis_databases", "databases", "sentinel"];
 
 /// The nested maps a database entry may hold.
-const DB_MAPS: &[&str] = &["sentinel"];
+const DB_MAPS: &[&str] = &["sentinel", "cluster"];
+
+/// The nested map `key` of a database entry, and the keys it may hold.
+fn section_of(key: &str) -> Option<(&'static str, &'static [&'static str])> {
+    match key {
+        "sentinel" => Some(("sentinel", super::sentinel::SECTION_KEYS)),
+        "cluster" => Some(("cluster", super::cluster::SECTION_KEYS)),
+        _ => None,
+    }
+}
 
 /// The key name `name` as the table spells it, if it may appear at `level`.
 fn known_name(name: &str, level: Level) -> Option<&'static str> {
@@ -145,7 +154,9 @@ impl<'de> Visitor<'de> for TopSeed<'_> {
                 }
                 "sentinel" => {
                     sink.first_time(key)?;
-                    map.next_value_seed(SentinelSeed {
+                    map.next_value_seed(SectionSeed {
+                        name: "sentinel",
+                        keys: super::sentinel::SECTION_KEYS,
                         level: Level::Top,
                         sink: &mut sink,
                     })?;
@@ -277,9 +288,11 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
         let origin = yaml_origin(self.source_name, self.prefix);
         let mut sink = YamlSink::new(&origin);
         while let Some(key) = map.next_key_seed(KeyName(Level::Db))? {
-            if key == "sentinel" {
+            if let Some((name, keys)) = section_of(key) {
                 sink.first_time(key)?;
-                map.next_value_seed(SentinelSeed {
+                map.next_value_seed(SectionSeed {
+                    name,
+                    keys,
                     level: Level::Db,
                     sink: &mut sink,
                 })?;

@@ -5,11 +5,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
-
-use super::keys::{read_yaml, YamlSink};
 use super::sentinel_kinds::ServerRole;
-use super::table::Level;
 use super::{Origin, Secret, TlsSettings};
 use crate::seams::Endpoint;
 
@@ -68,49 +64,5 @@ impl fmt::Debug for SentinelSettings {
             .field("poll_interval", &self.poll_interval)
             .field("failover_hold", &self.failover_hold)
             .finish()
-    }
-}
-
-/// Reads the YAML `sentinel` map into `sink`, key by key through the key table.
-pub(crate) struct SentinelSeed<'s, 'a> {
-    pub(crate) level: Level,
-    pub(crate) sink: &'s mut YamlSink<'a>,
-}
-
-impl<'de> DeserializeSeed<'de> for SentinelSeed<'_, '_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for SentinelSeed<'_, '_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a map of sentinel settings")
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        self.sink.section = Some("sentinel");
-        let result = (|| {
-            while let Some(key) = map.next_key::<String>()? {
-                if !SECTION_KEYS.contains(&key.as_str()) {
-                    return Err(de::Error::custom(format!(
-                        "unknown field `{}` in `sentinel`, expected one of `{}`",
-                        key.escape_debug(),
-                        SECTION_KEYS.join("`, `")
-                    )));
-                }
-                let table_key = format!("sentinel_{key}");
-                if !read_yaml(&table_key, self.level, &mut map, self.sink)? {
-                    return Err(de::Error::custom(format!("unknown field `{key}`")));
-                }
-            }
-            Ok(())
-        })();
-        self.sink.section = None;
-        result
     }
 }

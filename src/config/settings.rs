@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use tracing::level_filters::LevelFilter;
 
-use super::{ConfigError, Jitter, RedisDatabase, Secret, SentinelSettings, TlsSettings};
+use super::{
+    ClusterSettings, ConfigError, Jitter, RedisDatabase, Secret, SentinelSettings, TlsSettings,
+};
 use crate::seams::{Endpoint, TcpOptions};
 
 /// Parses a log level: `error`, `warn` (or Python's `warning`), `info`, `debug`, `trace`,
@@ -125,6 +127,9 @@ pub struct DatabaseSettings {
     /// Redis Sentinel, when YAML `sentinel.master_name` is set: the master is found and
     /// followed through the sentinels instead of `host`/`port`. Default: none (direct).
     pub sentinel: Option<SentinelSettings>,
+    /// Redis Cluster, when YAML `cluster.nodes` is set (served with the `cluster` feature):
+    /// commands are routed by slot over the cluster's nodes. Default: none.
+    pub cluster: Option<ClusterSettings>,
     /// Background PING period, > 0. YAML `health_check_interval`. Default: 30 s.
     pub health_check_interval: Duration,
     /// A connection idle longer than this is validated (PING) on checkout.

@@ -1,5 +1,6 @@
 //! Pure policy state machines: breaker, retry schedule, readiness, idle policy, health schedule,
-//! the grouping of connections lost together, and the following of a Sentinel failover.
+//! the grouping of connections lost together, the following of a Sentinel failover, and the
+//! retries of a command sent to a Redis Cluster.
 //!
 //! Nothing in this module performs I/O, awaits, locks or reads a clock. Time comes in as an
 //! [`Instant`](std::time::Instant) argument and outcomes come in as values; decisions and the next
@@ -8,6 +9,7 @@
 //! from the `now` passed in, never from a timer having fired.
 
 mod breaker;
+mod cluster;
 mod failover;
 mod failure;
 mod health;
@@ -20,6 +22,7 @@ mod time;
 pub use breaker::{
     BreakerConfig, BreakerState, BreakerStateKind, CircuitBreaker, Permit, Rejected, Transition,
 };
+pub use cluster::{ClusterOutcome, ClusterRetry, ClusterRetryConfig, ClusterStep};
 pub use failover::{FailoverConfig, FailoverFollower, FollowerAction, SentinelSignal};
 pub use failure::FailureKind;
 pub use health::{HealthConfig, HealthSchedule, HealthState};

@@ -7,6 +7,7 @@ use tracing::level_filters::LevelFilter;
 
 use super::*;
 
+mod cluster;
 mod discovery;
 mod layering;
 mod sentinel;
