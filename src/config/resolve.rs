@@ -328,8 +328,8 @@ fn cluster_settings(
     })
 }
 
-/// Whether a database is direct, Sentinel-backed or a cluster, as the layers stack up: the more specific
-/// layer decides; one layer that says both is an error.
+/// Whether a database is direct, Sentinel-backed or a cluster, as the layers stack up: the
+/// more specific layer decides; one layer that says two of them is an error.
 #[derive(Default)]
 struct BackendShape {
     /// The layer (its index) that set a non-empty `sentinel_master_name` last, and where.
@@ -372,8 +372,8 @@ impl BackendShape {
         }
     }
 
-    /// A direct key at the same layer as the Sentinel master, or a more specific one, is an
-    /// error naming both.
+    /// A direct key at the same layer as the Sentinel master or the cluster's nodes, or at a
+    /// more specific one, is an error naming both; so is a cluster with a Sentinel master.
     fn check(&self, db: &str) -> Result<(), ConfigError> {
         if let Some((c, cluster_origin)) = &self.cluster {
             let other = match (&self.sentinel, &self.direct) {
