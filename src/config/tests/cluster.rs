@@ -91,6 +91,7 @@ fn bad_cluster_values_are_typed_errors_naming_the_key() {
     assert!(err.to_string().contains("not supported yet"), "{err}");
 }
 
+#[cfg(any(feature = "tokio", feature = "smol"))]
 #[test]
 fn a_keeper_is_not_built_for_a_cluster_database_it_cannot_serve() {
     let config = yaml("redis_databases:\n  main:\n    cluster: {nodes: [\"127.0.0.1:7000\"]}\n");
