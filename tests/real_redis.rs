@@ -17,8 +17,8 @@ use redis::AsyncCommands;
 use redis_keeper::seams::Runtime;
 use redis_keeper::{Error, HealthState};
 use support::harness::{
-    assert_typed_command_error, assert_typed_get_error, bounded, config_for, eventually, keeper,
-    on_thread, sleep, MAX_CONNECTIONS,
+    assert_typed_command_error, assert_typed_get_error, bounded, bounded_or_explain, config_for,
+    eventually, keeper, on_thread, sleep, MAX_CONNECTIONS,
 };
 use support::redis_server::{RedisServer, ServerOptions};
 
@@ -456,7 +456,8 @@ async fn client_kill(rt: Runtime) {
     // carries on over a new connection.
     let mut failures = 0;
     let v: i64 = loop {
-        match bounded(&rt, "INCR", shared.incr("a", 1)).await {
+        let explain = || format!("{:#?}", keeper.stats().databases["main"]);
+        match bounded_or_explain(&rt, "INCR", shared.incr("a", 1), explain).await {
             Ok(v) => break v,
             Err(e) => {
                 assert_typed_command_error(&e);
@@ -690,14 +691,19 @@ async fn health_checks_reconnect_without_traffic(rt: Runtime) {
         let _: () = c.set("k", 1).await.unwrap();
     }
     assert_eq!(server.client_dbs(), vec![0]);
-    assert_eq!(server.kill_normal_clients(), 1);
+    // At least the keeper's one connection (a helper connection just closed may still be
+    // listed, and killed, too).
+    assert!(server.kill_normal_clients() >= 1);
     eventually(
         &rt,
         Duration::from_secs(5),
         "reconnected by a health check",
         || {
+            // The server lists the new client before its handshake ends and the keeper
+            // counts it: wait for both.
             let dbs = server.client_dbs();
-            async move { (dbs == [0]).then_some(()) }
+            let created = keeper.stats().databases["main"].connections_created;
+            async move { (dbs == [0] && created >= 2).then_some(()) }
         },
     )
     .await;

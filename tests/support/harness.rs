@@ -64,6 +64,24 @@ pub async fn bounded<F: Future>(rt: &Runtime, what: &str, fut: F) -> F::Output {
         .unwrap_or_else(|_| panic!("{what} did not finish within {CALL_LIMIT:?}"))
 }
 
+/// [`bounded`], and on a timeout the failure message carries `diagnose()` (the Keeper's
+/// stats, say): what the call was waiting on.
+pub async fn bounded_or_explain<F: Future>(
+    rt: &Runtime,
+    what: &str,
+    fut: F,
+    diagnose: impl FnOnce() -> String,
+) -> F::Output {
+    let clock = rt.clock();
+    match timeout_at(&**clock, clock.now() + CALL_LIMIT, fut).await {
+        Ok(output) => output,
+        Err(_) => panic!(
+            "{what} did not finish within {CALL_LIMIT:?}: {}",
+            diagnose()
+        ),
+    }
+}
+
 /// Polls `check` (with a short real sleep between polls) until it gives a value or `limit` ends.
 pub async fn eventually<T, F, Fut>(rt: &Runtime, limit: Duration, what: &str, mut check: F) -> T
 where
