@@ -93,14 +93,28 @@ impl KeeperBuilder {
             None => &ProcessEnv,
         };
         let resolved = self.config.resolve(self.registry.as_deref(), env)?;
-        if let Some(cluster) = resolved.databases().find(|d| d.cluster.is_some()) {
-            return Err(Error::ClusterNotServed {
-                db: cluster.name.clone(),
-            });
-        }
         let mut runtime = self.runtime.unwrap_or_else(Runtime::detect);
         if let Some(clock) = self.clock {
             runtime = runtime.with_clock(clock);
+        }
+        if let Some(cluster) = resolved.databases().find(|d| d.cluster.is_some()) {
+            let reason = if !cfg!(feature = "cluster") {
+                Some("this build does not serve (the `cluster` feature is off)".to_owned())
+            } else if !matches!(runtime.name(), "tokio" | "smol") {
+                Some(format!(
+                    "the `{}` runtime cannot serve: redis-rs's cluster client dials its own \
+                     sockets on tokio or smol",
+                    runtime.name()
+                ))
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                return Err(Error::ClusterNotServed {
+                    db: cluster.name.clone(),
+                    reason,
+                });
+            }
         }
         let mut rng = match self.seed {
             Some(seed) => Rng::new(seed),

@@ -39,6 +39,10 @@ enum Handle {
     /// handle itself holds none (getting and dropping one touches no connection).
     Shared,
     Exclusive(Exclusive),
+    /// A Redis Cluster database: each command is routed by slot through the cluster
+    /// connection.
+    #[cfg(feature = "cluster")]
+    Cluster,
 }
 
 struct Exclusive {
@@ -105,6 +109,16 @@ impl PooledConnection {
         }
     }
 
+    /// A handle on a Redis Cluster database.
+    #[cfg(feature = "cluster")]
+    pub(crate) fn cluster(db: Arc<Database>) -> Self {
+        DbCounters::bump(&db.counters().live_handles);
+        Self {
+            db,
+            handle: Handle::Cluster,
+        }
+    }
+
     pub(crate) fn exclusive(db: Arc<Database>, lease: Lease<RedisConn>) -> Self {
         DbCounters::bump(&db.counters().live_handles);
         Self {
@@ -141,6 +155,8 @@ impl PooledConnection {
     pub(crate) fn is_usable(&self) -> bool {
         match &self.handle {
             Handle::Shared => true,
+            #[cfg(feature = "cluster")]
+            Handle::Cluster => true,
             Handle::Exclusive(ex) => !ex.lease.is_discarded(),
         }
     }
@@ -172,6 +188,8 @@ impl PooledConnection {
     fn can_resend(&self, req: CommandKind<'_>) -> bool {
         let stateless = match &self.handle {
             Handle::Shared => true,
+            #[cfg(feature = "cluster")]
+            Handle::Cluster => true,
             Handle::Exclusive(ex) => !ex.session.holds_state(),
         };
         stateless && !runs_script(req)
@@ -184,6 +202,14 @@ impl PooledConnection {
     ) -> Result<(crate::database::Reply, u64), Error> {
         let db = &self.db;
         match &mut self.handle {
+            #[cfg(feature = "cluster")]
+            Handle::Cluster => {
+                refuse_on_cluster(db, req).map_err(|e| db.failed(e))?;
+                let cluster = db.cluster().expect("a cluster handle is only made for one");
+                // No Sentinel, so no READONLY resend by the caller (the epoch is unused); the
+                // cluster loop waits a READONLY out itself.
+                cluster.run(db, req).await.map(|reply| (reply, 0))
+            }
             Handle::Shared => {
                 refuse_on_shared(req)?;
                 // Once more if the master moved between the pick and the send (not sent).
@@ -405,21 +431,45 @@ fn refuse_on_shared(req: CommandKind<'_>) -> Result<(), Error> {
 }
 
 fn refuse_command(cmd: &Cmd) -> Result<(), Error> {
+    match refused_name(cmd) {
+        Some(name) if is_subscribe(&name) => Err(Error::NeedsSubscriber { command: name }),
+        Some(name) => Err(Error::NeedsExclusive { command: name }),
+        None => Ok(()),
+    }
+}
+
+/// Refuses, on a Redis Cluster database, the commands a shared connection refuses: there is
+/// no exclusive connection to send them on instead (they need one node's connection to
+/// themselves: a transaction, a blocking pop, a subscription, connection state).
+#[cfg(feature = "cluster")]
+fn refuse_on_cluster(db: &Database, req: CommandKind<'_>) -> Result<(), Error> {
+    let check = |cmd: &Cmd| match refused_name(cmd) {
+        Some(command) => Err(Error::NotOnCluster {
+            db: db.name().to_owned(),
+            what: format!("`{command}`"),
+        }),
+        None => Ok(()),
+    };
+    match req {
+        CommandKind::Single(cmd) => check(cmd),
+        CommandKind::Pipeline(p, _, _) => p.cmd_iter().try_for_each(check),
+    }
+}
+
+/// The name of a command a shared connection refuses (it changes state for every user of
+/// the connection, or blocks it), upper-cased.
+fn refused_name(cmd: &Cmd) -> Option<String> {
     let mut args = cmd.args_iter().filter_map(|a| match a {
         redis::Arg::Simple(bytes) => Some(bytes),
         _ => None,
     });
-    let Some(first) = args.next() else {
-        return Ok(());
-    };
+    let first = args.next()?;
     // No refused name is shorter or longer (GET, SET, DEL, TTL… pass without a look).
     if !REFUSED_LEN.contains(&first.len()) {
-        return Ok(());
+        return None;
     }
     let mut buf = [0u8; NAME_BUF];
-    let Some(name) = upper_in(first, &mut buf) else {
-        return Ok(());
-    };
+    let name = upper_in(first, &mut buf)?;
     let refused = match name {
         "SELECT" | "WATCH" | "UNWATCH" | "MULTI" | "EXEC" | "DISCARD" | "SUBSCRIBE"
         | "PSUBSCRIBE" | "SSUBSCRIBE" | "UNSUBSCRIBE" | "PUNSUBSCRIBE" | "SUNSUBSCRIBE"
@@ -435,17 +485,7 @@ fn refuse_command(cmd: &Cmd) -> Result<(), Error> {
         "XREAD" | "XREADGROUP" => args.any(|a| a.eq_ignore_ascii_case(b"BLOCK")),
         _ => false,
     };
-    if refused {
-        if is_subscribe(name) {
-            return Err(Error::NeedsSubscriber {
-                command: name.to_string(),
-            });
-        }
-        return Err(Error::NeedsExclusive {
-            command: name.to_string(),
-        });
-    }
-    Ok(())
+    refused.then(|| name.to_string())
 }
 
 /// Whether `name` (upper case) starts a subscription: it needs a `Subscriber`.

@@ -119,15 +119,29 @@ pub enum Error {
         /// The database.
         db: String,
     },
-    /// A database is configured as a Redis Cluster (`cluster.nodes`), which this version does
-    /// not serve yet: the Keeper is not built, rather than serve it from `host`/`port`.
-    #[error(
-        "database `{db}` is configured as a Redis Cluster (`cluster.nodes`), which this version \
-         of redis-keeper does not serve yet"
-    )]
+    /// A database is configured as a Redis Cluster (`cluster.nodes`) that this Keeper cannot
+    /// serve (built without the `cluster` feature, or on the simulated runtime): it is not
+    /// built, rather than serve the database from `host`/`port`.
+    #[error("database `{db}` is configured as a Redis Cluster (`cluster.nodes`), which {reason}")]
     ClusterNotServed {
         /// The database.
         db: String,
+        /// Why it cannot be served.
+        reason: String,
+    },
+    /// A Redis Cluster database was asked for what a cluster connection does not serve: an
+    /// exclusive connection, a subscriber, or a command that needs one node's connection to
+    /// itself (`WATCH`/`MULTI`, a blocking pop, `SELECT`, …). The handle stays usable.
+    #[error(
+        "database `{db}` is a Redis Cluster: {what} is not served on it (each command is routed \
+         by its key's slot over connections shared by every caller; a transaction on keys of \
+         one slot can be sent as an atomic pipeline)"
+    )]
+    NotOnCluster {
+        /// The database.
+        db: String,
+        /// What was asked for (`an exclusive connection`, `` `BLPOP` ``, …).
+        what: String,
     },
     /// The Keeper was closed.
     #[error("the keeper is closed")]
@@ -300,7 +314,14 @@ impl Error {
             },
             Self::BlockingInAsync => Self::BlockingInAsync,
             Self::MasterChanged { db } => Self::MasterChanged { db: db.clone() },
-            Self::ClusterNotServed { db } => Self::ClusterNotServed { db: db.clone() },
+            Self::ClusterNotServed { db, reason } => Self::ClusterNotServed {
+                db: db.clone(),
+                reason: reason.clone(),
+            },
+            Self::NotOnCluster { db, what } => Self::NotOnCluster {
+                db: db.clone(),
+                what: what.clone(),
+            },
             Self::Closed => Self::Closed,
             Self::GlobalAlreadySet => Self::GlobalAlreadySet,
             Self::Redis(e) => Self::Redis(e.clone()),

@@ -170,6 +170,10 @@ impl Keeper {
     pub async fn get(&self, db: impl AsRef<str>) -> Result<PooledConnection, Error> {
         let db = self.database(db.as_ref())?;
         db.ensure_admitted().map_err(|e| db.checkout_failed(e))?;
+        #[cfg(feature = "cluster")]
+        if db.cluster().is_some() {
+            return Ok(PooledConnection::cluster(db.clone()));
+        }
         // The common case, every slot ready: one load. Otherwise pick a slot in turn, filling an
         // empty or broken one (in the background when another slot can serve meanwhile).
         if !db.all_shared_ready() {
@@ -184,6 +188,7 @@ impl Keeper {
     /// that changes connection state. Waits up to the pool wait timeout (`PoolTimeout`).
     pub async fn get_exclusive(&self, db: impl AsRef<str>) -> Result<PooledConnection, Error> {
         let db = self.database(db.as_ref())?;
+        db.refuse_on_cluster("an exclusive connection")?;
         // The common case without waiting or validating: a fresh idle connection.
         if let Some(lease) = db.try_checkout_ready() {
             return Ok(PooledConnection::exclusive(db.clone(), lease));

@@ -79,6 +79,8 @@ pub use policy::HealthState;
 pub use pool::PoolStats;
 pub use rng::Rng;
 #[cfg(any(feature = "tokio", feature = "smol"))]
-pub use stats::{BreakerStats, DatabaseStats, ErrorLabel, ManagerStats, SentinelStats};
+pub use stats::{
+    BreakerStats, ClusterStats, DatabaseStats, ErrorLabel, ManagerStats, SentinelStats,
+};
 #[cfg(any(feature = "tokio", feature = "smol"))]
 pub use subscriber::{BlockingSubscriber, Subscriber};

@@ -178,6 +178,35 @@ pub struct SentinelStats {
     pub sentinels: usize,
 }
 
+/// The cluster side of a Redis Cluster database, as a snapshot ([`DatabaseStats::cluster`]).
+///
+/// ```
+/// let s = redis_keeper::ClusterStats::default();
+/// assert_eq!((s.moved, s.known_masters), (0, 0));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ClusterStats {
+    /// `MOVED` replies seen (each followed to the node it names).
+    pub moved: u64,
+    /// `ASK` replies seen (each followed, after `ASKING`, to the node it names).
+    pub ask: u64,
+    /// Refusals waited out: `TRYAGAIN`, `CLUSTERDOWN`, `LOADING`, `MASTERDOWN`, `READONLY`.
+    pub refusals: u64,
+    /// Slot map refreshes (the timer's and the health checks'), and those no node answered.
+    pub refreshes: u64,
+    /// Refreshes no node answered.
+    pub refresh_failures: u64,
+    /// Refreshes that found the slot map changed (each replaced the cluster connection).
+    pub topology_changes: u64,
+    /// Cluster connections opened (the first, and one after each change of the slot map).
+    pub connections: u64,
+    /// Masters serving slots in the slot map as last read.
+    pub known_masters: usize,
+    /// Nodes (masters and replicas) in the slot map as last read.
+    pub nodes: usize,
+}
+
 /// The circuit breaker of one database, as a snapshot.
 ///
 /// ```
@@ -266,6 +295,8 @@ pub struct DatabaseStats {
     pub breaker: BreakerStats,
     /// Sentinel: where the master is and how it moved; none for a direct database.
     pub sentinel: Option<SentinelStats>,
+    /// Redis Cluster: redirections, refusals and the slot map; none for another backend.
+    pub cluster: Option<ClusterStats>,
     /// Failed operations by what they met ([`ErrorLabel`] names), the labels with none left out.
     pub failures_by_kind: BTreeMap<&'static str, u64>,
     /// Failed checkouts (`get`, `get_exclusive` and their blocking twins) by what they met: no

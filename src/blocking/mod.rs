@@ -171,9 +171,17 @@ impl Keeper {
     /// let job: Option<(String, String)> = conn.blpop("queue", 1.0)?; // fine: exclusive
     /// # Ok(()) }
     /// ```
+    ///
+    /// On a Redis Cluster database (no exclusive connections there) it is the blocking twin of
+    /// [`Keeper::get`]: commands routed by slot, the same refusals.
     pub fn get_blocking(&self, db: impl AsRef<str>) -> Result<BlockingConnection, Error> {
         let blocker = self.blocker().clone();
-        let inner = wait(&*blocker, self.get_exclusive(db.as_ref().to_owned()))??;
+        let name = db.as_ref().to_owned();
+        let inner = if self.settings(&name)?.cluster.is_some() {
+            wait(&*blocker, self.get(name))??
+        } else {
+            wait(&*blocker, self.get_exclusive(name))??
+        };
         Ok(BlockingConnection { inner, blocker })
     }
 

@@ -14,8 +14,8 @@ pub(crate) const SECTION_KEYS: &[&str] = &[
     "max_attempts",
 ];
 
-/// How a database reaches a Redis Cluster (read and checked; not served yet: building a
-/// Keeper with one fails with `Error::ClusterNotServed`). Present in
+/// How a database reaches a Redis Cluster (served with the `cluster` feature on tokio or smol;
+/// otherwise building a Keeper with one fails with `Error::ClusterNotServed`). Present in
 /// [`DatabaseSettings::cluster`](super::DatabaseSettings::cluster) when `cluster_nodes` (YAML
 /// `cluster: {nodes: […]}`) is set. The data nodes' credentials are the database's own
 /// `username` and `password`; its response and connect timeouts apply to every node.
@@ -35,7 +35,7 @@ pub(crate) const SECTION_KEYS: &[&str] = &[
 pub struct ClusterSettings {
     /// Seed nodes: the first that answers tells the slot map. YAML `cluster.nodes`.
     pub nodes: Vec<Endpoint>,
-    /// How often the slot map is to be asked for once clusters are served. Key `cluster_refresh_interval`. Default: 5 s.
+    /// How often the slot map is asked for (redis-rs itself asks only after a `MOVED`). Key `cluster_refresh_interval`. Default: 5 s.
     pub refresh_interval: Duration,
     /// Longest time one command may take in all, its redirections and waits included.
     /// Key `cluster_command_deadline`. Default: 10 s.

@@ -118,11 +118,11 @@ config_keys! {
         /// is under way (then they go to the master the sentinels name).
         sentinel_failover_hold: Seconds, Both, value(secs(5)),
             set sentinel_failover_hold(Duration);
-        /// Cluster (read and checked, not served yet): seed nodes of a Redis Cluster, a YAML list or one
+        /// Cluster: seed nodes of a Redis Cluster, a YAML list or one
         /// comma-separated string of `host:port` (YAML `cluster.nodes`). Set = the database is
         /// served by the cluster (its `db` must be 0; `host`/`port` and `sentinel` not set).
         cluster_nodes: Nodes, Db, unset("none (not a cluster)"), set cluster_nodes(Vec<String>);
-        /// Cluster: how often the slot map is to be asked for, > 0.
+        /// Cluster: how often the slot map is asked for, > 0.
         cluster_refresh_interval: Period, Db, value(secs(5)),
             set cluster_refresh_interval(Duration);
         /// Cluster: the longest one command may take in all, redirections and waits (`TRYAGAIN`,

@@ -104,7 +104,7 @@ pub(crate) type TlsCache = crate::tls::ConfigCache;
 /// Without the `tls` feature there is nothing to share.
 #[cfg(not(feature = "tls"))]
 #[derive(Default)]
-pub(crate) struct TlsCache;
+pub(crate) struct TlsCache {}
 
 /// The TLS keys of one database, as resolved.
 pub(crate) struct TlsKeys {

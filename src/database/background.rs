@@ -9,6 +9,11 @@ use crate::stats::DbCounters;
 
 /// Spawns the database's background loop; abort the returned handle to stop it.
 pub(crate) fn spawn_background(db: Arc<Database>) -> AbortHandle {
+    // A cluster database has no pool to sweep: its loop refreshes the slot map.
+    #[cfg(feature = "cluster")]
+    if let Some(cluster) = db.cluster().cloned() {
+        return super::cluster::spawn_refresher(db, cluster);
+    }
     let spawner = db.runtime().spawner().clone();
     let (task, handle) = abortable(async move {
         // Bounded by abort (close); each round sleeps to a strictly later deadline.
@@ -58,6 +63,12 @@ impl Database {
         DbCounters::bump(&self.counters().health_checks);
         let ok = match self.ensure_admitted() {
             Err(_) => false,
+            // A cluster database: the slot map asked for (no node answering is a failure).
+            #[cfg(feature = "cluster")]
+            Ok(()) if self.cluster().is_some() => match self.cluster() {
+                Some(cluster) => cluster.refresh(self).await,
+                None => false,
+            },
             Ok(()) => match self.shared_connection().await {
                 Ok(conn) => match self.connector().validate(conn.conn()).await {
                     Ok(()) => true,

@@ -300,7 +300,7 @@ fn all_loading(reply: &Reply) -> bool {
 
 /// What the first error reply of `reply` said, if it holds one (`NOPERM` is `auth`, `WRONGTYPE`
 /// is `server`, …).
-fn error_reply_label(reply: &Reply) -> Option<ErrorLabel> {
+pub(super) fn error_reply_label(reply: &Reply) -> Option<ErrorLabel> {
     let first = match reply {
         Reply::One(Value::ServerError(e)) => e,
         Reply::One(_) => return None,

@@ -15,6 +15,8 @@ mod backend;
 mod background;
 mod block_time;
 mod checkout;
+#[cfg(feature = "cluster")]
+mod cluster;
 mod command;
 mod conn;
 mod connector;
@@ -41,6 +43,8 @@ use crate::stats::{DatabaseStats, DbCounters};
 
 pub(crate) use background::spawn_background;
 pub(crate) use block_time::BlockTime;
+#[cfg(feature = "cluster")]
+pub(crate) use cluster::ClusterBackend;
 pub(crate) use command::all_readonly;
 pub(crate) use conn::RedisConn;
 pub(crate) use connector::ping;
@@ -61,6 +65,9 @@ pub(crate) struct Database {
     connector: connector::Connector,
     pool: Pool<RedisConn>,
     shared: SharedSlots<RedisConn, Error>,
+    /// A Redis Cluster database's backend (the pools above stay empty).
+    #[cfg(feature = "cluster")]
+    cluster: Option<Arc<ClusterBackend>>,
     counters: Arc<DbCounters>,
     started: Instant,
     log_level: tracing::level_filters::LevelFilter,
@@ -78,6 +85,11 @@ impl Database {
         log_level: tracing::level_filters::LevelFilter,
         sentinels: &mut SentinelBackends,
     ) -> Arc<Self> {
+        #[allow(unused_mut)] // forked for a cluster database only
+        let mut rng = rng;
+        // Forked only for a cluster database: every other keeps its jitter sequence.
+        #[cfg(feature = "cluster")]
+        let cluster_rng = settings.cluster.as_ref().map(|_| rng.fork());
         let now = runtime.clock().now();
         let policy = settings::PolicySettings::from(&settings);
         let name: Arc<str> = Arc::from(settings.name.as_str());
@@ -90,6 +102,12 @@ impl Database {
             &policy,
             rng,
         ));
+        #[cfg(feature = "cluster")]
+        let cluster = settings
+            .cluster
+            .as_ref()
+            .zip(cluster_rng)
+            .map(|(c, rng)| Arc::new(ClusterBackend::new(&settings, c, runtime.clone(), rng)));
         let connector = connector::Connector::new(
             &settings,
             &policy,
@@ -113,6 +131,8 @@ impl Database {
                 Histogram::named("redis_keeper_pool_wait_seconds", &name),
             ),
             shared: SharedSlots::new(settings.shared_connections as usize),
+            #[cfg(feature = "cluster")]
+            cluster,
             admission,
             connector,
             checkout_check: policy.health,
@@ -172,7 +192,30 @@ impl Database {
         self.counters.fill(now, &mut out);
         out.breaker = self.admission.breaker_stats(now);
         out.sentinel = self.sentinel().map(|s| s.stats());
+        #[cfg(feature = "cluster")]
+        {
+            out.cluster = self.cluster.as_ref().map(|c| c.stats());
+        }
         out
+    }
+
+    /// Fails with `NotOnCluster` (counted as a failed checkout) when the database is a Redis
+    /// Cluster: `what` (an exclusive connection, a subscriber) needs one server.
+    pub(crate) fn refuse_on_cluster(&self, what: &str) -> Result<(), Error> {
+        if self.settings.cluster.is_none() {
+            return Ok(());
+        }
+        Err(self.checkout_failed(Error::NotOnCluster {
+            db: self.name().to_owned(),
+            what: what.to_owned(),
+        }))
+    }
+
+    /// The Redis Cluster backend, if the database is served by one.
+    #[cfg(feature = "cluster")]
+    #[inline]
+    pub(crate) fn cluster(&self) -> Option<&Arc<ClusterBackend>> {
+        self.cluster.as_ref()
     }
 
     /// The Sentinel state, if the database's master is found through sentinels.

@@ -114,20 +114,20 @@ impl TcpOptions {
     /// Applies these options to a connected socket.
     pub fn apply(&self, socket: socket2::SockRef<'_>) -> std::io::Result<()> {
         socket.set_tcp_nodelay(self.nodelay)?;
-        match self.keepalive {
-            Some(k) => {
-                let params = socket2::TcpKeepalive::new()
-                    .with_time(k.idle)
-                    .with_interval(k.interval);
-                #[cfg(not(any(
-                    target_os = "windows",
-                    target_os = "openbsd",
-                    target_os = "haiku"
-                )))]
-                let params = params.with_retries(k.probes);
-                socket.set_tcp_keepalive(&params)
-            }
+        match self.keepalive_params() {
+            Some(params) => socket.set_tcp_keepalive(&params),
             None => socket.set_keepalive(false),
         }
+    }
+
+    /// The keepalive as socket2 sets it, `None` when it is off.
+    pub(crate) fn keepalive_params(&self) -> Option<socket2::TcpKeepalive> {
+        let k = self.keepalive?;
+        let params = socket2::TcpKeepalive::new()
+            .with_time(k.idle)
+            .with_interval(k.interval);
+        #[cfg(not(any(target_os = "windows", target_os = "openbsd", target_os = "haiku")))]
+        let params = params.with_retries(k.probes);
+        Some(params)
     }
 }

@@ -311,6 +311,7 @@ impl Keeper {
         capacity: usize,
     ) -> Result<Subscriber, Error> {
         let db = self.database(db.as_ref())?.clone();
+        db.refuse_on_cluster("a subscriber (pub/sub)")?;
         Subscriber::open(db, capacity).await
     }
 }

@@ -12,7 +12,7 @@ use redis_keeper::{Error, Keeper, KeeperConfig};
 use super::redis_server::RedisServer;
 
 /// Upper bound on any single Keeper call in these tests, so a hang fails instead of stalling.
-pub const CALL_LIMIT: Duration = Duration::from_secs(10);
+pub const CALL_LIMIT: Duration = Duration::from_secs(30);
 /// `max_connections` of every database in [`config_for`].
 pub const MAX_CONNECTIONS: u32 = 4;
 

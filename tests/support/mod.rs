@@ -27,6 +27,7 @@ macro_rules! on_both_runtimes {
 
 #[cfg(feature = "tls")]
 pub mod certs;
+pub mod cluster;
 pub mod harness;
 pub mod redis_server;
 pub mod sentinel;

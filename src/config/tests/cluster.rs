@@ -94,13 +94,40 @@ fn bad_cluster_values_are_typed_errors_naming_the_key() {
 #[cfg(any(feature = "tokio", feature = "smol"))]
 #[test]
 fn a_keeper_is_not_built_for_a_cluster_database_it_cannot_serve() {
+    use crate::seams::Runtime;
     let config = yaml("redis_databases:\n  main:\n    cluster: {nodes: [\"127.0.0.1:7000\"]}\n");
-    let err = crate::Keeper::builder(config)
+    // redis-rs's cluster client dials on tokio or smol only: any other runtime (here the smol
+    // seams under another name, as a custom runtime would be) cannot serve one.
+    let smol = Runtime::smol();
+    let custom = Runtime::new(
+        "custom",
+        smol.clock().clone(),
+        smol.spawner().clone(),
+        smol.transport().clone(),
+    );
+    let err = crate::Keeper::builder(config.clone())
+        .runtime(custom)
         .env(HashMap::<String, String>::new())
         .build()
         .unwrap_err();
+    let expected = if cfg!(feature = "cluster") {
+        "`custom` runtime"
+    } else {
+        "feature is off"
+    };
     assert!(
-        matches!(&err, crate::Error::ClusterNotServed { db } if db == "main"),
+        matches!(&err, crate::Error::ClusterNotServed { db, reason } if db == "main" && reason.contains(expected)),
         "{err:?}"
+    );
+    assert!(err.to_string().contains("main"), "{err}");
+    let on_smol = crate::Keeper::builder(config)
+        .runtime(Runtime::smol())
+        .env(HashMap::<String, String>::new())
+        .build();
+    assert_eq!(
+        on_smol.is_ok(),
+        cfg!(feature = "cluster"),
+        "{:?}",
+        on_smol.err()
     );
 }
