@@ -16,6 +16,16 @@ if ! command -v redis-server >/dev/null 2>&1; then
 fi
 redis-server --version
 
+# The cluster suites (tests/cluster_*real.rs) create and reshard a cluster with redis-cli.
+if ! command -v redis-cli >/dev/null 2>&1; then
+  step "installing redis-cli (Debian package redis-tools)"
+  SUDO=""
+  if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-tools >/dev/null
+fi
+redis-cli --version
+
 # tests/metrics_endpoint.rs checks the exposition with promtool (Debian's `prometheus` package).
 if ! command -v promtool >/dev/null 2>&1; then
   step "installing promtool (Debian package prometheus)"
