@@ -5,7 +5,8 @@
 #   --quick   short criterion timings (a smoke run; the figures are noisier)
 #
 # Starts redis-server on a free loopback port (no persistence; a TLS port beside it, with a CA and
-# a server certificate made by openssl), runs the acquisition, round-trip, TLS and memory benches
+# a server certificate made by openssl) and a cluster of three masters, runs the acquisition,
+# round-trip, TLS, cluster and memory benches
 # and redis-benchmark (the ceiling) against it, stops the server, and writes a
 # Markdown table of medians (min–max over criterion's samples) with the target ratios, all from
 # this one run. Criterion's raw data goes to bench-results/criterion/ (not committed).
@@ -92,6 +93,55 @@ for _ in $(seq 1 100); do
 done
 redis-cli -p "$PORT" ping >/dev/null
 
+# Three cluster masters (no replicas) for the cluster bench, each with its bus on a port of its own.
+CLUSTER_PIDS=()
+CLUSTER_NODES=()
+used=" $PORT $TLS_PORT "
+pick_port() { # sets FREE to a free port not used yet in this run
+  for _ in $(seq 1 50); do
+    candidate=$((20000 + RANDOM % 20000))
+    if [[ "$used" != *" $candidate "* ]] && port_free "$candidate"; then
+      used="$used$candidate "
+      FREE=$candidate
+      return
+    fi
+  done
+  echo "no free port found" >&2
+  exit 1
+}
+for i in 1 2 3; do
+  pick_port; node_port=$FREE
+  pick_port; bus_port=$FREE
+  mkdir -p "$WORKDIR/cluster$i"
+  redis-server --bind 127.0.0.1 --port "$node_port" --save '' --appendonly no \
+    --dir "$WORKDIR/cluster$i" --logfile "$WORKDIR/cluster$i/redis.log" \
+    --cluster-enabled yes --cluster-config-file nodes.conf --cluster-port "$bus_port" &
+  CLUSTER_PIDS+=("$!")
+  CLUSTER_NODES+=("127.0.0.1:$node_port")
+done
+stop_cluster() {
+  for pid in "${CLUSTER_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${CLUSTER_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap 'stop_cluster; stop_server' EXIT
+for node in "${CLUSTER_NODES[@]}"; do
+  for _ in $(seq 1 100); do
+    if redis-cli -p "${node##*:}" ping >/dev/null 2>&1; then break; fi
+    sleep 0.05
+  done
+done
+step "creating a cluster of three masters: ${CLUSTER_NODES[*]}"
+redis-cli --cluster create "${CLUSTER_NODES[@]}" --cluster-replicas 0 --cluster-yes >/dev/null
+for node in "${CLUSTER_NODES[@]}"; do
+  for _ in $(seq 1 200); do
+    if redis-cli -p "${node##*:}" cluster info | grep -q 'cluster_state:ok'; then break; fi
+    sleep 0.05
+  done
+  redis-cli -p "${node##*:}" cluster info | grep -q 'cluster_state:ok'
+done
+
+export BENCH_CLUSTER_NODES
+BENCH_CLUSTER_NODES=$(IFS=,; echo "${CLUSTER_NODES[*]}")
 export BENCH_REDIS_PORT=$PORT
 export BENCH_REDIS_TLS_PORT=$TLS_PORT
 export BENCH_TLS_CA="$WORKDIR/ca.pem"
@@ -107,6 +157,8 @@ step "cargo bench: roundtrip"
 cargo bench --bench roundtrip -- "${CRIT[@]}"
 step "cargo bench: tls"
 cargo bench --bench tls -- "${CRIT[@]}"
+step "cargo bench: cluster"
+cargo bench --bench cluster -- "${CRIT[@]}"
 step "cargo bench: memory"
 cargo bench --bench memory | tee -a "$RAW"
 
@@ -135,6 +187,7 @@ step "machine"
   echo "MACHINE mode $([ "$QUICK" = 1 ] && echo quick || echo full)"
 } | tee -a "$RAW"
 
+stop_cluster
 stop_server
 trap - EXIT
 

@@ -157,6 +157,10 @@ for t in (1, 64):
     ratio_row(f"GET over TLS through a Keeper vs redis-rs's rediss:// MultiplexedConnection, "
               f"{t} task(s) (throughput)", med("tls/get", "raw_rediss", t),
               med("tls/get", "keeper", t), 0.97, le=False)
+for t in (1, 64):
+    ratio_row(f"GET through a cluster database vs redis-rs's raw ClusterConnection, {t} task(s) "
+              f"(throughput)", med("cluster/get", "raw_cluster", t),
+              med("cluster/get", "keeper", t), 0.97, le=False)
 tc = "tls/connect"
 for tls_fn, plain_fn, who in (("keeper_transport_tls", "keeper_transport_plain", "Keeper"),
                               ("raw_rediss", "raw_redis", "redis-rs")):
@@ -245,6 +249,13 @@ if groups("tls/"):
           "`raw_rediss`: clones of one redis-rs `rediss://` MultiplexedConnection. Connect rows: "
           "the Keeper's `TlsTransport` over its tokio transport, and redis-rs's own client, each "
           "with its plaintext twin on the same server.\n")
+
+if groups("cluster/"):
+    print("## Redis Cluster (three masters on loopback; tokio, 2 workers)\n")
+    for g in groups("cluster/get"):
+        print(table(g, [1, 64]) + "\n")
+    print("`keeper`: the default config plus `cluster.nodes`, a handle per task; `raw_cluster`: "
+          "clones of one redis-rs `cluster_async::ClusterConnection` with redis-rs's defaults.\n")
 
 if memory:
     print("## Memory (heap bytes, counting allocator)\n")
