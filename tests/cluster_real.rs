@@ -60,6 +60,7 @@ fn a_cluster_database_routes_refuses_and_rides_out_a_resharding() {
         the_blocking_twin_routes_too(&rt, &keeper).await;
         a_slot_moves_mid_traffic(&rt, &keeper, &set).await;
         keeper.close().await;
+        no_node_answers_and_the_breaker_opens(&rt).await;
     });
     smol::block_on(async {
         let rt = Runtime::smol();
@@ -222,6 +223,44 @@ async fn the_blocking_twin_routes_too(rt: &Runtime, keeper: &Keeper) {
     })
     .await;
     assert_eq!(values, (0..50).collect::<Vec<_>>());
+}
+
+/// A cluster database whose nodes all refuse connections (free loopback ports, nothing
+/// listening): each call fails typed (the connection refused), the breaker opens on the fifth
+/// failure in a row, later calls are rejected at once with `CircuitOpen`.
+async fn no_node_answers_and_the_breaker_opens(rt: &Runtime) {
+    let seeds: Vec<String> = (0..3)
+        .map(|_| format!("127.0.0.1:{}", support::redis_server::free_port()))
+        .collect();
+    let config = fast_policies(KeeperConfig::default()).configure("main", |d| {
+        d.cluster_nodes(seeds)
+            .breaker_open_for(Duration::from_secs(60))
+    });
+    let keeper = keeper(rt, config);
+    let mut conn = bounded(rt, "get", keeper.get("main"))
+        .await
+        .expect("a handle is given before any node is dialed");
+    let mut refused = 0;
+    let mut open = 0;
+    for _ in 0..8 {
+        match bounded(rt, "GET", conn.get::<_, Option<String>>("k")).await {
+            Ok(v) => panic!("no node listens, yet GET answered {v:?}"),
+            Err(e) => match Error::from(e) {
+                Error::CircuitOpen { db, .. } if db == "main" => open += 1,
+                Error::Redis(e) if e.is_io_error() => refused += 1,
+                other => panic!("untyped or unexpected failure: {other:?}"),
+            },
+        }
+    }
+    let stats = keeper.stats().databases["main"].clone();
+    assert!(open >= 1, "the breaker opened: {stats:?}");
+    assert!(
+        refused <= 5,
+        "at most the threshold's failures before it opened"
+    );
+    assert_eq!(stats.breaker_trips, 1, "{stats:?}");
+    assert_eq!(stats.breaker.state.as_str(), "open", "{stats:?}");
+    keeper.close().await;
 }
 
 /// Slots moved by the resharding (`redis-cli` moves a source's slots from its lowest up).
