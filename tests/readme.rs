@@ -28,3 +28,23 @@ fn the_readme_yaml_example_loads_and_resolves() {
         3
     );
 }
+
+#[test]
+fn the_readme_cluster_example_loads_and_resolves() {
+    let readme = include_str!("../README.md");
+    let yaml = readme
+        .split("```yaml\n")
+        .skip(1)
+        .filter_map(|rest| rest.split("```").next())
+        .find(|block| block.contains("cluster:"))
+        .expect("README has a cluster yaml example");
+    let config = KeeperConfig::from_yaml_str(yaml).expect("README cluster yaml loads");
+    let resolved = config
+        .resolve(None, &HashMap::<String, String>::new())
+        .expect("README cluster yaml resolves");
+    let main = resolved.database("main").unwrap();
+    let cluster = main.cluster.as_ref().expect("main is a cluster database");
+    assert_eq!(cluster.nodes.len(), 2);
+    assert_eq!(cluster.max_attempts, 16);
+    assert_eq!(cluster.refresh_interval, std::time::Duration::from_secs(5));
+}
