@@ -59,6 +59,7 @@ fn a_cluster_database_routes_refuses_and_rides_out_a_resharding() {
         one_node_commands_are_refused(&rt, &keeper).await;
         the_blocking_twin_routes_too(&rt, &keeper).await;
         a_slot_moves_mid_traffic(&rt, &keeper, &set).await;
+        a_reloading_master_is_ridden_out(&rt, &keeper, &set).await;
         keeper.close().await;
         no_node_answers_and_the_breaker_opens(&rt).await;
     });
@@ -114,6 +115,13 @@ async fn keys_spread_over_every_master(rt: &Runtime, keeper: &Keeper, set: &Clus
     assert_eq!(stats.known_masters, 3, "{stats:?}");
     assert_eq!(stats.nodes, 6, "{stats:?}");
     assert!(stats.connections >= 1, "{stats:?}");
+    let text = keeper.metrics_text();
+    assert!(
+        text.lines()
+            .any(|l| l == r#"redis_keeper_cluster_known_masters{db="main"} 3"#),
+        "the cluster's series: {text}"
+    );
+    assert!(text.contains(r#"redis_keeper_cluster_redirections_total{db="main",kind="moved"}"#));
 }
 
 /// `MGET` over two slots is split by redis-rs (one `MGET` per node); `SUNION` over two slots
@@ -223,6 +231,71 @@ async fn the_blocking_twin_routes_too(rt: &Runtime, keeper: &Keeper) {
     })
     .await;
     assert_eq!(values, (0..50).collect::<Vec<_>>());
+}
+
+/// A master loads its dataset again (`DEBUG RELOAD` of a dataset made slow to load: a real
+/// `LOADING`, as after a restart) while `INCR`s go to a key it owns: each waits the loading
+/// out (refusals counted, no breaker failure) and succeeds; none fails, the counter is exact.
+async fn a_reloading_master_is_ridden_out(rt: &Runtime, keeper: &Keeper, set: &ClusterSet) {
+    // The last master: the resharding before moved slots between the first two.
+    let master = *set.masters().last().expect("three masters");
+    let candidates: Vec<String> = (0..200).map(|i| format!("loading:{i}")).collect();
+    let key = candidates
+        .iter()
+        .find(|k| set.owner_of(k) == master)
+        .expect("a key on the master")
+        .clone();
+    let node = set.node(master);
+    // About 1.5 s of loading: shorter than the node timeout (the node answers its peers while
+    // it loads, so no failover), longer than a few of the policy's waits.
+    node.prepare_slow_reload(1500, 1024, Duration::from_millis(1));
+    let mut conn = bounded(rt, "get", keeper.get("main"))
+        .await
+        .expect("handle");
+    let before = keeper.stats().databases["main"].clone();
+    let reload = node.reload_in_background(Duration::from_secs(30));
+    let started = Instant::now();
+    let mut acked = 0i64;
+    let mut during_loading = 0;
+    // Bounded: until the reload finished, then five more.
+    let mut after = 0;
+    while after < 5 {
+        let loading = !reload.is_finished();
+        let n: i64 = bounded(rt, "INCR", conn.incr(&key, 1))
+            .await
+            .expect("an INCR during LOADING waits it out");
+        acked += 1;
+        assert_eq!(n, acked, "each INCR ran once");
+        if loading {
+            during_loading += 1;
+        } else {
+            after += 1;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "bounded");
+    }
+    reload
+        .join()
+        .expect("reload thread")
+        .expect("DEBUG RELOAD succeeded");
+    let stats = keeper.stats().databases["main"].clone();
+    let cluster = stats.cluster.clone().expect("cluster stats");
+    let refusals = cluster.refusals - before.cluster.as_ref().unwrap().refusals;
+    println!(
+        "LOADING on a master for {:?}: {during_loading} INCRs sent while it loaded, \
+         {refusals} refusals waited out, breaker trips {}",
+        started.elapsed(),
+        stats.breaker_trips - before.breaker_trips
+    );
+    assert!(during_loading >= 1, "an INCR was sent during the loading");
+    assert!(refusals >= 1, "LOADING was met and waited out: {cluster:?}");
+    assert_eq!(stats.breaker_trips, before.breaker_trips, "{stats:?}");
+    assert_eq!(set.counter_on(master, &key), acked);
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("key-load-delay")
+        .arg(0)
+        .query(&mut node.connection())
+        .expect("no more load delay");
 }
 
 /// A cluster database whose nodes all refuse connections (free loopback ports, nothing

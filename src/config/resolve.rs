@@ -298,7 +298,8 @@ fn finalize(
     })
 }
 
-/// The settings of a cluster database (`cluster_nodes` set): on db 0, without TLS yet.
+/// The settings of a cluster database (`cluster_nodes` set): on db 0; TLS with `cluster-tls`,
+/// without `tls_server_name`.
 fn cluster_settings(
     db: u8,
     nodes: &[String],
@@ -311,10 +312,18 @@ fn cluster_settings(
             "a cluster database must use db 0: Redis Cluster has only database 0 (SELECT is refused)",
         ));
     }
-    if v.ssl {
+    if v.ssl && !cfg!(feature = "cluster-tls") {
         return Err(bad(
             "ssl",
-            "TLS to a Redis Cluster is not supported yet: the cluster client dials its own sockets",
+            "TLS to a Redis Cluster needs redis-keeper's `cluster-tls` feature (on by default; \
+             this build has it off)",
+        ));
+    }
+    if v.ssl && v.tls_server_name.as_deref().is_some_and(|n| !n.is_empty()) {
+        return Err(bad(
+            "tls_server_name",
+            "not used with a cluster: each node's certificate is checked against the address \
+             the slot map names (unset it)",
         ));
     }
     Ok(ClusterSettings {

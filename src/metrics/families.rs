@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 use super::text::{Exposition, Type};
 use crate::histogram::HistogramSnapshot;
 use crate::policy::{BreakerStateKind, HealthState};
-use crate::stats::{DatabaseStats, ErrorLabel, ManagerStats, SentinelStats};
+use crate::stats::{ClusterStats, DatabaseStats, ErrorLabel, ManagerStats, SentinelStats};
 
 /// A family's samples for one database: `(labels beside db, value)`.
 type Samples = Vec<(Vec<(&'static str, &'static str)>, f64)>;
@@ -43,6 +43,11 @@ fn by_kind(counts: &std::collections::BTreeMap<&'static str, u64>) -> Samples {
 /// The samples of a Sentinel family: none for a direct database.
 fn sentinel(s: &DatabaseStats, read: fn(&SentinelStats) -> Samples) -> Samples {
     s.sentinel.as_ref().map(read).unwrap_or_default()
+}
+
+/// The samples of a Cluster family: none for a database not on a cluster.
+fn cluster(s: &DatabaseStats, read: fn(&ClusterStats) -> Samples) -> Samples {
+    s.cluster.as_ref().map(read).unwrap_or_default()
 }
 
 fn states<T: Copy + PartialEq>(now: Option<T>, all: &[T], name: fn(T) -> &'static str) -> Samples {
@@ -295,6 +300,41 @@ pub(crate) const FAMILIES: &[Family] = &[
         kind: Type::Gauge,
         help: "Sentinel-backed databases: 1 while commands wait for an announced failover to end.",
         read: |s| sentinel(s, |t| one(u64::from(t.holding))),
+    },
+    Family {
+        name: "redis_keeper_cluster_redirections_total",
+        kind: Type::Counter,
+        help: "Cluster databases: MOVED and ASK replies followed, by kind.",
+        read: |s| cluster(s, |c| by("kind", &[("moved", c.moved), ("ask", c.ask)])),
+    },
+    Family {
+        name: "redis_keeper_cluster_refusals_total",
+        kind: Type::Counter,
+        help: "Cluster databases: TRYAGAIN, CLUSTERDOWN, LOADING, MASTERDOWN and READONLY replies waited out.",
+        read: |s| cluster(s, |c| one(c.refusals)),
+    },
+    Family {
+        name: "redis_keeper_cluster_slot_map_refreshes_total",
+        kind: Type::Counter,
+        help: "Cluster databases: slot map reads (CLUSTER SLOTS), by result (error: no node answered).",
+        read: |s| {
+            cluster(s, |c| {
+                let ok = c.refreshes.saturating_sub(c.refresh_failures);
+                by("result", &[("ok", ok), ("error", c.refresh_failures)])
+            })
+        },
+    },
+    Family {
+        name: "redis_keeper_cluster_topology_changes_total",
+        kind: Type::Counter,
+        help: "Cluster databases: slot map reads that found the map changed (each replaced the cluster connection).",
+        read: |s| cluster(s, |c| one(c.topology_changes)),
+    },
+    Family {
+        name: "redis_keeper_cluster_known_masters",
+        kind: Type::Gauge,
+        help: "Cluster databases: masters serving slots in the slot map as last read.",
+        read: |s| cluster(s, |c| one(c.known_masters as u64)),
     },
 ];
 

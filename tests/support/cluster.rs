@@ -1,4 +1,5 @@
-//! A real Redis Cluster for one test file: six `redis-server --cluster-enabled yes` nodes on free
+//! A real Redis Cluster for one test file: six `redis-server --cluster-enabled yes` nodes (or
+//! three over TLS, [`ClusterSet::start_tls`]) on free
 //! loopback ports (each with its bus on a second free port, `cluster-port`), joined by
 //! `redis-cli --cluster create … --cluster-replicas 1`: three masters, three replicas. Every
 //! node is killed when the set is dropped; every wait has a deadline.
@@ -13,6 +14,8 @@ use std::collections::BTreeMap;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "tls")]
+use super::certs::Pki;
 use super::redis_server::{free_port, RedisServer, ServerOptions};
 
 /// `cluster-node-timeout`: a master silent this long is failed over to its replica.
@@ -26,35 +29,107 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 /// Pause between two polls.
 const POLL: Duration = Duration::from_millis(50);
 
-/// Six cluster nodes owned by one test file.
+/// The nodes of a cluster owned by one test file.
 pub struct ClusterSet {
     nodes: Vec<RedisServer>,
+    /// Each node's TLS port, in the order of `nodes` (empty for a plaintext cluster).
+    tls_ports: Vec<u16>,
+    /// Replicas per master.
+    replicas: usize,
 }
 
 impl ClusterSet {
     /// Starts six nodes, joins them (three masters with one replica each) and waits until
     /// every node reports `cluster_state:ok`, knows the five others, and every replica is linked.
     pub fn start() -> ClusterSet {
-        let nodes = (0..6)
+        Self::start_with(6, 1, None)
+    }
+
+    /// Starts three masters (no replicas) that also serve TLS on a port of their own with
+    /// `pki.server`, require a client certificate from `pki.ca`, and talk TLS on their bus.
+    /// The plaintext ports stay open for the helper; `CLUSTER SLOTS` over TLS names the TLS
+    /// ports (Redis 7 answers each connection with its own kind of port).
+    #[cfg(feature = "tls")]
+    pub fn start_tls(pki: &Pki) -> ClusterSet {
+        let path = |p: &std::path::Path| p.to_str().expect("utf-8 path").to_owned();
+        let tls = [
+            ("tls-cert-file", path(&pki.server.cert)),
+            ("tls-key-file", path(&pki.server.key)),
+            ("tls-ca-cert-file", path(&pki.ca)),
+            ("tls-auth-clients", "yes".to_owned()),
+            ("tls-cluster", "yes".to_owned()),
+            ("tls-replication", "yes".to_owned()),
+        ];
+        Self::start_with(3, 0, Some(&tls))
+    }
+
+    /// `size` nodes joined with `replicas` replicas per master; with `tls`, each also serves
+    /// TLS on a port of its own, with these settings.
+    fn start_with(size: usize, replicas: usize, tls: Option<&[(&str, String)]>) -> ClusterSet {
+        let mut tls_ports = Vec::new();
+        let nodes = (0..size)
             .map(|_| {
                 let bus = free_port().to_string();
-                RedisServer::start(
-                    ServerOptions::new()
-                        .arg("cluster-enabled", "yes")
-                        .arg("cluster-config-file", "nodes.conf")
-                        .arg("cluster-node-timeout", &NODE_TIMEOUT_MS.to_string())
-                        .arg("cluster-port", &bus)
-                        .arg("repl-diskless-sync-delay", "0"),
-                )
+                let mut options = ServerOptions::new()
+                    .arg("cluster-enabled", "yes")
+                    .arg("cluster-config-file", "nodes.conf")
+                    .arg("cluster-node-timeout", &NODE_TIMEOUT_MS.to_string())
+                    .arg("cluster-port", &bus)
+                    .arg("repl-diskless-sync-delay", "0");
+                if let Some(tls) = tls {
+                    let tls_port = free_port();
+                    tls_ports.push(tls_port);
+                    options = options.arg("tls-port", &tls_port.to_string());
+                    for (name, value) in tls {
+                        options = options.arg(name, value);
+                    }
+                }
+                RedisServer::start(options)
             })
             .collect();
-        let set = ClusterSet { nodes };
+        let set = ClusterSet {
+            nodes,
+            tls_ports,
+            replicas,
+        };
         let mut create = vec!["--cluster".to_owned(), "create".to_owned()];
         create.extend(set.seeds());
-        create.extend(["--cluster-replicas", "1", "--cluster-yes"].map(String::from));
+        create.extend(
+            ["--cluster-replicas", &replicas.to_string(), "--cluster-yes"].map(String::from),
+        );
         cli_ok(&create);
         set.wait_until_settled(READY_LIMIT);
         set
+    }
+
+    /// Every node's TLS address as `127.0.0.1:port` (a cluster from [`ClusterSet::start_tls`]).
+    pub fn tls_seeds(&self) -> Vec<String> {
+        assert!(!self.tls_ports.is_empty(), "not a TLS cluster");
+        self.tls_ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect()
+    }
+
+    /// The TLS port of the node on `port`.
+    pub fn tls_port_of(&self, port: u16) -> u16 {
+        let i = self
+            .ports()
+            .position(|p| p == port)
+            .unwrap_or_else(|| panic!("no node on {port}"));
+        self.tls_ports[i]
+    }
+
+    /// The local port of every client connected to the node on `port` but the helper's own
+    /// query (`CLIENT LIST`'s `laddr`).
+    pub fn client_ports(&self, port: u16) -> Vec<u16> {
+        let list: String =
+            query(port, &redis::cmd("CLIENT").arg("LIST").clone()).expect("CLIENT LIST");
+        list.lines()
+            .filter(|l| !l.contains("cmd=client|list"))
+            .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("laddr=")))
+            .filter_map(|a| a.rsplit(':').next()?.parse().ok())
+            .collect()
     }
 
     /// Every node as `127.0.0.1:port`.
@@ -68,7 +143,7 @@ impl ClusterSet {
     }
 
     /// Waits (bounded) until the nodes agree: every running node has `cluster_state:ok` and
-    /// knows six nodes, every slot range is served by a master with a linked replica, and no
+    /// knows every node, every slot range is served by a master with a linked replica, and no
     /// node is flagged failing.
     pub fn wait_until_settled(&self, limit: Duration) {
         let deadline = Instant::now() + limit;
@@ -91,8 +166,9 @@ impl ClusterSet {
             if field(&info, "cluster_state").as_deref() != Some("ok") {
                 return Err(format!("{port}: state not ok"));
             }
-            if field(&info, "cluster_known_nodes").as_deref() != Some("6") {
-                return Err(format!("{port}: does not know six nodes"));
+            let size = self.nodes.len().to_string();
+            if field(&info, "cluster_known_nodes").as_deref() != Some(size.as_str()) {
+                return Err(format!("{port}: does not know {size} nodes"));
             }
             let nodes: String = query(port, &redis::cmd("CLUSTER").arg("NODES").clone())
                 .map_err(|e| format!("CLUSTER NODES on {port}: {e}"))?;
@@ -115,13 +191,17 @@ impl ClusterSet {
             let slots = query(port, &redis::cmd("CLUSTER").arg("SLOTS").clone())
                 .map_err(|e| format!("CLUSTER SLOTS on {port}: {e}"))?;
             let listed: usize = parse_slots(&slots).values().map(Vec::len).sum();
-            if listed != 6 {
-                return Err(format!("{port}: CLUSTER SLOTS lists {listed} nodes, not 6"));
+            if listed != self.nodes.len() {
+                return Err(format!(
+                    "{port}: CLUSTER SLOTS lists {listed} nodes, not {}",
+                    self.nodes.len()
+                ));
             }
         }
-        let masters = self.masters();
-        if masters.len() != 3 {
-            return Err(format!("{} masters serve slots, not 3", masters.len()));
+        let masters = self.masters().len();
+        let expected = self.nodes.len() / (1 + self.replicas);
+        if masters != expected {
+            return Err(format!("{masters} masters serve slots, not {expected}"));
         }
         Ok(())
     }
@@ -281,7 +361,15 @@ impl ClusterSet {
                 Err(e) => last = Some(e),
             }
         }
-        Err(last.expect("six nodes"))
+        Err(last.expect("a node"))
+    }
+
+    /// The node on `port`, for what [`RedisServer`] does (a slow reload: a real `LOADING`).
+    pub fn node(&self, port: u16) -> &RedisServer {
+        self.nodes
+            .iter()
+            .find(|n| n.port() == port)
+            .unwrap_or_else(|| panic!("no node on {port}"))
     }
 
     fn node_mut(&mut self, port: u16) -> &mut RedisServer {

@@ -85,10 +85,27 @@ fn bad_cluster_values_are_typed_errors_naming_the_key() {
     assert!(err.contains("unknown field `colour` in `cluster`"), "{err}");
     let err = yaml_err("cluster: {nodes: [\"h:7000\"]}\n");
     assert!(err.contains("cluster"), "a cluster is per database: {err}");
+    let config = yaml(
+        "redis_databases:\n  main:\n    ssl: true\n    tls_server_name: redis.test\n    \
+         cluster: {nodes: [\"h:7000\"]}\n",
+    );
+    let err = config.resolve(None, &no_env()).unwrap_err().to_string();
+    let expected = if cfg!(feature = "cluster-tls") {
+        "tls_server_name"
+    } else {
+        "cluster-tls"
+    };
+    assert!(err.contains(expected), "{err}");
+}
+
+#[cfg(feature = "cluster-tls")]
+#[test]
+fn tls_to_a_cluster_is_read_with_the_databases_tls_keys() {
     let config =
         yaml("redis_databases:\n  main:\n    ssl: true\n    cluster: {nodes: [\"h:7000\"]}\n");
-    let err = config.resolve(None, &no_env()).unwrap_err();
-    assert!(err.to_string().contains("not supported yet"), "{err}");
+    let resolved = config.resolve(None, &no_env()).expect("TLS to a cluster");
+    let main = resolved.database("main").unwrap();
+    assert!(main.cluster.is_some() && main.tls.is_some());
 }
 
 #[cfg(any(feature = "tokio", feature = "smol"))]

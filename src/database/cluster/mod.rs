@@ -7,6 +7,8 @@
 mod outcome;
 mod refresh;
 mod run;
+#[cfg(feature = "cluster-tls")]
+mod tls;
 mod topology;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -35,6 +37,9 @@ pub(crate) struct ClusterBackend {
     connect_timeout: Duration,
     response_timeout: Duration,
     tcp: crate::seams::TcpOptions,
+    /// TLS to every node (`ssl`), with the database's files.
+    #[cfg(feature = "cluster-tls")]
+    tls: Option<tls::ClusterTls>,
     runtime: Runtime,
     /// The connection commands go through; replaced when the slot map changed.
     current: Mutex<Option<ClusterConnection>>,
@@ -81,6 +86,8 @@ impl ClusterBackend {
             connect_timeout: settings.connect_timeout,
             response_timeout: settings.response_timeout,
             tcp: settings.tcp,
+            #[cfg(feature = "cluster-tls")]
+            tls: settings.tls.as_ref().map(tls::ClusterTls::new),
             runtime,
             current: Mutex::new(None),
             opening: futures::lock::Mutex::new(()),
@@ -158,6 +165,12 @@ impl ClusterBackend {
     /// bounds a command with its redirections and waits).
     fn client(&self) -> Result<ClusterClient, RedisError> {
         let seeds = lock(&self.seeds).clone();
+        #[cfg(feature = "cluster-tls")]
+        let urls: Vec<String> = match &self.tls {
+            Some(tls) => seeds.iter().map(|a| tls.url(a)).collect(),
+            None => seeds.iter().map(|a| format!("redis://{a}")).collect(),
+        };
+        #[cfg(not(feature = "cluster-tls"))]
         let urls: Vec<String> = seeds.iter().map(|a| format!("redis://{a}")).collect();
         let mut tcp = redis::io::tcp::TcpSettings::default().set_nodelay(self.tcp.nodelay);
         if let Some(keepalive) = self.tcp.keepalive_params() {
@@ -174,6 +187,10 @@ impl ClusterBackend {
         }
         if let Some(password) = &self.password {
             builder = builder.password(password);
+        }
+        #[cfg(feature = "cluster-tls")]
+        if let Some(tls) = &self.tls {
+            builder = builder.certs(tls.certificates()?);
         }
         builder.build()
     }

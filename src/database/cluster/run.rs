@@ -29,9 +29,16 @@ impl ClusterBackend {
             ClusterRetryConfig::bounded(self.settings.max_attempts, self.settings.command_deadline);
         let mut retry = ClusterRetry::new(config, started);
         let mut redirect = None;
+        // The error of this request's last send: what the caller gets, rather than the open
+        // breaker, when its own failures opened it.
+        let mut last: Option<RedisError> = None;
         // Bounded by the policy: at most `max_attempts` sends, none after the deadline.
         loop {
-            let permit = db.admission().permit().map_err(|e| db.failed(e))?;
+            let permit = match (db.admission().permit(), last.take()) {
+                (Ok(permit), _) => permit,
+                (Err(_), Some(err)) => return Err(db.failed(Error::Redis(err))),
+                (Err(e), None) => return Err(db.failed(e)),
+            };
             let sent_at = db.now();
             let (result, outcome) = match self.connection().await {
                 Ok(mut conn) => {
@@ -67,9 +74,13 @@ impl ClusterBackend {
                     }
                     match self.step(&mut retry, resend.adjust(outcome), resend.repeatable, now) {
                         ClusterStep::Return => err,
-                        ClusterStep::Redirect => continue,
+                        ClusterStep::Redirect => {
+                            last = Some(err);
+                            continue;
+                        }
                         ClusterStep::Wait(wait) => {
                             keeper_event!(db, DEBUG, error = %err, ?wait, "cluster refused; waiting");
+                            last = Some(err);
                             db.runtime().clock().sleep_until(now + wait).await;
                             continue;
                         }
