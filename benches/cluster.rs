@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::hint::black_box;
 
 use common::{tokio_rt, Rt};
@@ -16,7 +15,6 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::AsyncCommands;
-use redis_keeper::seams::Runtime;
 use redis_keeper::{Keeper, KeeperConfig};
 
 const KEY: &str = "bench:cluster";
@@ -29,14 +27,9 @@ fn nodes() -> Option<Vec<String>> {
 }
 
 fn keeper(nodes: &[String]) -> Keeper {
-    let config = KeeperConfig::default().configure("main", |d| d.cluster_nodes(nodes.to_vec()));
-    let _guard = tokio_rt().enter();
-    Keeper::builder(config)
-        .runtime(Runtime::tokio())
-        .env(HashMap::<String, String>::new())
-        .seed(7)
-        .build()
-        .expect("cluster keeper config")
+    common::tokio_keeper(
+        KeeperConfig::default().configure("main", |d| d.cluster_nodes(nodes.to_vec())),
+    )
 }
 
 fn raw(nodes: &[String]) -> ClusterConnection {

@@ -14,7 +14,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
 
@@ -23,7 +22,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncCommands, AsyncConnectionConfig};
 use redis_keeper::seams::tokio::TokioTransport;
-use redis_keeper::seams::{Endpoint, Runtime, TcpOptions, Transport};
+use redis_keeper::seams::{Endpoint, TcpOptions, Transport};
 use redis_keeper::tls::TlsTransport;
 use redis_keeper::{Keeper, KeeperConfig};
 use rustls::pki_types::pem::PemObject;
@@ -62,13 +61,7 @@ fn keeper(server: &Server, as_raw: bool) -> Keeper {
                 d
             }
         });
-    let _guard = tokio_rt().enter();
-    Keeper::builder(config)
-        .runtime(Runtime::tokio())
-        .env(HashMap::<String, String>::new())
-        .seed(7)
-        .build()
-        .expect("TLS keeper config")
+    common::tokio_keeper(config)
 }
 
 /// redis-rs's own TLS client, trusting the bench's CA.

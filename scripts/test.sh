@@ -6,34 +6,24 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-# Later suites start their own redis-server on a free loopback port; install it when missing.
-if ! command -v redis-server >/dev/null 2>&1; then
-  step "installing redis-server"
-  SUDO=""
-  if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
-fi
+need() { # need COMMAND DEBIAN-PACKAGE: installs the package when the command is missing
+  if ! command -v "$1" >/dev/null 2>&1; then
+    step "installing $1 (Debian package $2)"
+    local sudo=""
+    if [ "$(id -u)" != "0" ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$2" >/dev/null
+  fi
+}
+
+# Later suites start their own redis-server on a free loopback port.
+need redis-server redis-server
 redis-server --version
-
 # The cluster suites (tests/cluster_*real.rs) create and reshard a cluster with redis-cli.
-if ! command -v redis-cli >/dev/null 2>&1; then
-  step "installing redis-cli (Debian package redis-tools)"
-  SUDO=""
-  if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-tools >/dev/null
-fi
+need redis-cli redis-tools
 redis-cli --version
-
-# tests/metrics_endpoint.rs checks the exposition with promtool (Debian's `prometheus` package).
-if ! command -v promtool >/dev/null 2>&1; then
-  step "installing promtool (Debian package prometheus)"
-  SUDO=""
-  if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq prometheus >/dev/null
-fi
+# tests/metrics_endpoint.rs checks the exposition with promtool.
+need promtool prometheus
 promtool --version | head -1
 
 step "rustfmt"

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use redis::AsyncCommands;
 use redis_keeper::seams::Runtime;
 use redis_keeper::{ClusterStats, Error, Keeper, KeeperConfig};
-use support::cluster::ClusterSet;
+use support::cluster::{write_and_read_back, ClusterSet};
 use support::harness::{bounded, fast_policies, keeper, on_thread};
 
 /// Keys written and read back through one handle.
@@ -76,27 +76,10 @@ fn a_cluster_database_routes_refuses_and_rides_out_a_resharding() {
 /// every master holding some, a sample read back by `redis-cli -c`.
 async fn keys_spread_over_every_master(rt: &Runtime, keeper: &Keeper, set: &ClusterSet) {
     let prefix = format!("spread:{}", rt.name());
-    let mut conn = bounded(rt, "get", keeper.get("main"))
-        .await
-        .expect("handle");
-    for i in 0..KEYS {
-        let () = bounded(rt, "SET", conn.set(format!("{prefix}:{i}"), i))
-            .await
-            .expect("SET");
-    }
-    for i in 0..KEYS {
-        let v: usize = bounded(rt, "GET", conn.get(format!("{prefix}:{i}")))
-            .await
-            .expect("GET");
-        assert_eq!(v, i);
-    }
+    write_and_read_back(rt, keeper, &prefix, KEYS).await;
     let mut seen = BTreeSet::new();
     for master in set.masters() {
-        let mine: Vec<String> = set
-            .keys_on(master)
-            .into_iter()
-            .filter(|k| k.starts_with(&format!("{prefix}:")))
-            .collect();
+        let mine = set.keys_with_prefix_on(master, &prefix);
         assert!(!mine.is_empty(), "master {master} holds none of the keys");
         for key in mine {
             assert_eq!(

@@ -16,7 +16,7 @@ use redis::AsyncCommands;
 use redis_keeper::seams::Runtime;
 use redis_keeper::{Error, Keeper, KeeperConfig};
 use support::certs::Pki;
-use support::cluster::ClusterSet;
+use support::cluster::{write_and_read_back, ClusterSet};
 use support::harness::{bounded, fast_policies, keeper, on_thread};
 
 /// Keys written and read back per runtime.
@@ -68,27 +68,10 @@ fn a_cluster_database_over_tls() {
 /// clients include connections on its TLS port (the Keeper knows no other).
 async fn keys_spread_over_tls(rt: &Runtime, keeper: &Keeper, set: &ClusterSet) {
     let prefix = format!("tls:{}", rt.name());
-    let mut conn = bounded(rt, "get", keeper.get("main"))
-        .await
-        .expect("handle");
-    for i in 0..KEYS {
-        let () = bounded(rt, "SET", conn.set(format!("{prefix}:{i}"), i))
-            .await
-            .expect("SET over TLS");
-    }
-    for i in 0..KEYS {
-        let v: usize = bounded(rt, "GET", conn.get(format!("{prefix}:{i}")))
-            .await
-            .expect("GET over TLS");
-        assert_eq!(v, i);
-    }
+    write_and_read_back(rt, keeper, &prefix, KEYS).await;
     let mut stored = 0;
     for master in set.masters() {
-        let mine = set
-            .keys_on(master)
-            .into_iter()
-            .filter(|k| k.starts_with(&format!("{prefix}:")))
-            .count();
+        let mine = set.keys_with_prefix_on(master, &prefix).len();
         assert!(mine > 0, "master {master} holds none of the keys");
         stored += mine;
         let tls_port = set.tls_port_of(master);

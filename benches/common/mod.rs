@@ -235,6 +235,17 @@ impl Target {
     }
 }
 
+/// A Keeper of `config` on the bench's tokio runtime (no environment, a fixed seed).
+pub fn tokio_keeper(config: KeeperConfig) -> Keeper {
+    let _guard = tokio_rt().enter();
+    Keeper::builder(config)
+        .runtime(Runtime::tokio())
+        .env(HashMap::<String, String>::new())
+        .seed(7)
+        .build()
+        .expect("keeper config")
+}
+
 /// Runs `iters` GETs of `key` over `tasks` tasks on `rt`, each task on one shared handle of
 /// `keeper`'s `main` taken once; the wall time.
 pub fn shared_get_loop(

@@ -16,7 +16,11 @@ use std::time::{Duration, Instant};
 
 #[cfg(feature = "tls")]
 use super::certs::Pki;
+use super::harness::bounded;
 use super::redis_server::{free_port, RedisServer, ServerOptions};
+use redis::AsyncCommands;
+use redis_keeper::seams::Runtime;
+use redis_keeper::Keeper;
 
 /// `cluster-node-timeout`: a master silent this long is failed over to its replica.
 pub const NODE_TIMEOUT_MS: u64 = 2000;
@@ -285,6 +289,15 @@ impl ClusterSet {
             .unwrap_or_else(|| panic!("no replica of {port}"))
     }
 
+    /// The keys starting with `prefix:` stored on the node on `port`.
+    pub fn keys_with_prefix_on(&self, port: u16, prefix: &str) -> Vec<String> {
+        let start = format!("{prefix}:");
+        self.keys_on(port)
+            .into_iter()
+            .filter(|k| k.starts_with(&start))
+            .collect()
+    }
+
     /// Every key stored on the node on `port` (`KEYS *`: a test's few thousand keys).
     pub fn keys_on(&self, port: u16) -> Vec<String> {
         query(port, &redis::cmd("KEYS").arg("*").clone()).expect("KEYS")
@@ -377,6 +390,25 @@ impl ClusterSet {
             .iter_mut()
             .find(|n| n.port() == port)
             .unwrap_or_else(|| panic!("no node on {port}"))
+    }
+}
+
+/// Writes `prefix:i` = `i` for every `i` below `n` through one handle of `main`, then reads
+/// each back through it.
+pub async fn write_and_read_back(rt: &Runtime, keeper: &Keeper, prefix: &str, n: usize) {
+    let mut conn = bounded(rt, "get", keeper.get("main"))
+        .await
+        .expect("handle");
+    for i in 0..n {
+        let () = bounded(rt, "SET", conn.set(format!("{prefix}:{i}"), i))
+            .await
+            .expect("SET");
+    }
+    for i in 0..n {
+        let v: usize = bounded(rt, "GET", conn.get(format!("{prefix}:{i}")))
+            .await
+            .expect("GET");
+        assert_eq!(v, i, "{prefix}:{i} read back");
     }
 }
 
